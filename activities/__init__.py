@@ -1,0 +1,1 @@
+"""The only place with I/O: the event store, the org file, the notification outbox."""

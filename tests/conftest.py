@@ -1,0 +1,115 @@
+"""Shared fixtures: the real time-skipping server, a real event store, a worker per test."""
+from __future__ import annotations
+
+import shutil
+import uuid
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import AsyncIterator
+
+import psycopg
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.testing import WorkflowEnvironment
+
+from activities.outbox import Outbox
+from activities.store import Tickets, open_tickets
+from activities.tickets import TicketActivities
+from activities import config
+from worker import build_worker
+from workflows.ticket import ReportCommand, StartTicket, StepCommand, TicketWorkflow, ticket_workflow_id
+from domain.steps import ReportTicket
+
+PG_DBNAME = "test"
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=config.binary("temporal-test-server"),
+    ) as env:
+        yield env
+
+
+def reset_postgres() -> None:
+    with psycopg.connect(f"host=127.0.0.1 port=5432 dbname={PG_DBNAME} user=postgres", autocommit=True) as c:
+        for (table,) in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall():
+            c.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+
+
+@pytest.fixture
+def use_store(tmp_path, monkeypatch):
+    """Point the configuration at a fresh store of the given kind."""
+
+    def _use(kind: str) -> None:
+        monkeypatch.setenv("WEIBAO_DATA_DIR", str(tmp_path))
+        monkeypatch.setenv("WEIBAO_SQLITE_PATH", str(tmp_path / "events.db"))
+        monkeypatch.setenv("WEIBAO_EVENT_STORE", kind)
+        if kind == "postgres":
+            monkeypatch.setenv("POSTGRES_DBNAME", PG_DBNAME)
+            reset_postgres()
+
+    return _use
+
+
+@pytest.fixture
+def org():
+    return config.load_org()
+
+
+@pytest.fixture
+def stack(use_store, org):
+    """Activities over a fresh SQLite store (the embedded default)."""
+    use_store("sqlite")
+    tickets = open_tickets()
+    outbox = Outbox()
+    yield TicketActivities(tickets, org, outbox)
+    outbox.close()
+
+
+@asynccontextmanager
+async def running_worker(client: Client, activities: TicketActivities, task_queue: str):
+    async with build_worker(client, activities, task_queue=task_queue):
+        yield
+
+
+@pytest.fixture
+async def worker(env, stack):
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with running_worker(env.client, stack, task_queue):
+        yield task_queue
+
+
+REPORT = dict(customer="Kunming First People's Hospital", site="157 Jinbi Rd, Kunming",
+              contact_phone="0871-6300000", product_model="HIS-Server R740", symptoms="HIS down in all wards",
+              channel="phone")
+
+
+async def report(client: Client, task_queue: str, severity: str = "critical", zone: str = "A",
+                 ticket_id: str | None = None, actor: str = "C001", **extra):
+    ticket_id = ticket_id or f"t{uuid.uuid4().hex[:12]}"
+    op = WithStartWorkflowOperation(
+        TicketWorkflow.run, StartTicket(ticket_id=ticket_id), id=ticket_workflow_id(ticket_id),
+        task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    state = await client.execute_update_with_start_workflow(
+        TicketWorkflow.report, ReportCommand(actor=actor, report=ReportTicket(**{**REPORT, **extra},
+                                                                              severity=severity, zone=zone)),
+        start_workflow_operation=op, id="report")
+    return await op.workflow_handle(), state
+
+
+async def step(handle: WorkflowHandle, name: str, actor: str, **data):
+    return await handle.execute_update(TicketWorkflow.step, StepCommand(step=name, actor=actor, data=data))
+
+
+async def dispatch(handle: WorkflowHandle, severity="critical", zone="A", engineer="E001", category="free"):
+    await step(handle, "triage", "S001", severity=severity, zone=zone, service_category=category)
+    return await step(handle, "dispatch", "S001", engineer=engineer, travel_mode="taxi")
+
+
+def hours(h: float) -> timedelta:
+    return timedelta(hours=h)

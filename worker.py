@@ -1,0 +1,52 @@
+"""Runs the weibao worker: ticket workflows and their activities on one task queue.
+
+    TEMPORAL_ADDRESS=localhost:7233 python worker.py
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import config
+from activities.outbox import Outbox
+from activities.store import open_tickets
+from activities.temporal import connect
+from activities.tickets import TicketActivities
+from workflows.ticket import TicketWorkflow
+
+log = logging.getLogger("weibao.worker")
+WORKFLOWS = [TicketWorkflow]
+
+
+def build_worker(client: Client, activities: TicketActivities, task_queue: str | None = None,
+                 executor: ThreadPoolExecutor | None = None) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or config.task_queue(),
+        workflows=WORKFLOWS,
+        activities=activities.all(),
+        activity_executor=executor or ThreadPoolExecutor(max_workers=16),
+        max_concurrent_local_activities=16,
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    org = config.load_org()
+    activities = TicketActivities(open_tickets(), org, Outbox())
+    client = await connect()
+    worker = build_worker(client, activities)
+    log.info("worker on %s, task queue %s, event store %s, org %s (%d staff)", config.temporal_address(),
+             config.task_queue(), config.store_kind(), config.org_file(), len(org.staff))
+    await worker.run()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,1 @@
+"""Temporal workflows: timers and escalation, no I/O."""
