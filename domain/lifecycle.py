@@ -4,8 +4,6 @@ history replay (`as_of`), so all three agree by construction."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
 from pydantic import BaseModel, Field
 
 from domain import policy
@@ -18,6 +16,19 @@ class IllegalStep(Exception):
     def __init__(self, status: str, step: str, reason: str):
         self.status, self.step, self.reason = status, step, reason
         super().__init__(f"step '{step}' is not allowed while the ticket is '{status}': {reason}")
+
+
+class Alert(BaseModel):
+    """A warning, breach or escalation as the ticket shows it."""
+
+    goal: str
+    deadline: datetime
+    at: datetime
+    responsible: str | None = None
+    level: int | None = None  # 0 warning to the responsible person, 1 superior, 2 leadership
+    to: str | None = None
+    to_name: str | None = None
+    reason: str | None = None
 
 
 class TicketState(BaseModel):
@@ -50,9 +61,9 @@ class TicketState(BaseModel):
     resolved_at: datetime | None = None
     satisfaction: int | None = None
     closed_at: datetime | None = None
-    warnings: list[dict[str, Any]] = Field(default_factory=list)
-    breaches: list[dict[str, Any]] = Field(default_factory=list)
-    escalations: list[dict[str, Any]] = Field(default_factory=list)
+    warnings: list[Alert] = Field(default_factory=list)
+    breaches: list[Alert] = Field(default_factory=list)
+    escalations: list[Alert] = Field(default_factory=list)
     fired: list[str] = Field(default_factory=list)  # "goal:kind" alarms already raised
 
     @property
@@ -170,13 +181,13 @@ def evolve(state: TicketState, event_type: str, data: dict, at: datetime, actor:
     elif event_type == "Closed":
         s.closed_at, s.status = at, "closed"
     elif event_type == "SlaWarned":
-        s.warnings.append({**data, "at": at})
+        s.warnings.append(Alert(**data, at=at))
         s.fired.append(f"{data['goal']}:warning")
     elif event_type == "SlaBreached":
-        s.breaches.append({**data, "at": at})
+        s.breaches.append(Alert(**data, at=at))
         s.fired.append(f"{data['goal']}:breach")
     elif event_type == "Escalated":
-        s.escalations.append({**data, "at": at})
+        s.escalations.append(Alert(**data, at=at))
         if data["level"] >= 2:
             s.fired.append(f"{data['goal']}:leadership")
     return s

@@ -77,11 +77,27 @@ async def running_worker(client: Client, activities: TicketActivities, task_queu
         yield
 
 
+STARTED: list[WorkflowHandle] = []
+
+
+async def end_started_workflows() -> None:
+    """Terminate what a test started: on the time-skipping server a timer that fires
+    for a workflow whose worker is gone holds the clock still for every later test."""
+    while STARTED:
+        try:
+            await STARTED.pop().terminate("test over")
+        except Exception:
+            pass  # already completed
+
+
 @pytest.fixture
 async def worker(env, stack):
     task_queue = f"tq-{uuid.uuid4()}"
-    async with running_worker(env.client, stack, task_queue):
-        yield task_queue
+    try:
+        async with running_worker(env.client, stack, task_queue):
+            yield task_queue
+    finally:
+        await end_started_workflows()
 
 
 REPORT = dict(customer="Kunming First People's Hospital", site="157 Jinbi Rd, Kunming",
@@ -99,7 +115,9 @@ async def report(client: Client, task_queue: str, severity: str = "critical", zo
         TicketWorkflow.report, ReportCommand(actor=actor, report=ReportTicket(**{**REPORT, **extra},
                                                                               severity=severity, zone=zone)),
         start_workflow_operation=op, id="report")
-    return await op.workflow_handle(), state
+    handle = await op.workflow_handle()
+    STARTED.append(handle)
+    return handle, state
 
 
 async def step(handle: WorkflowHandle, name: str, actor: str, **data):
@@ -113,3 +131,25 @@ async def dispatch(handle: WorkflowHandle, severity="critical", zone="A", engine
 
 def hours(h: float) -> timedelta:
     return timedelta(hours=h)
+
+
+async def settle(handle: WorkflowHandle, predicate, seconds: float = 10.0):
+    """Query until `predicate(state)` holds: the worker may still be applying a timer
+    that the time-skipping server just fired."""
+    import asyncio
+    from workflows.ticket import TicketWorkflow
+
+    state = None
+    for _ in range(int(seconds / 0.05)):
+        state = await handle.query(TicketWorkflow.current)
+        if predicate(state):
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"condition never held; last state: {state}")
+
+
+async def sleep_until(env: WorkflowEnvironment, instant) -> None:
+    """Skip the test server's clock to `instant`."""
+    now = await env.get_current_time()
+    if instant > now:
+        await env.sleep(instant - now)
