@@ -23,7 +23,7 @@ WORKFLOWS = [TicketWorkflow]
 
 
 def build_worker(client: Client, activities: TicketActivities, task_queue: str | None = None,
-                 executor: ThreadPoolExecutor | None = None) -> Worker:
+                 executor: ThreadPoolExecutor | None = None, **options) -> Worker:
     return Worker(
         client,
         task_queue=task_queue or config.task_queue(),
@@ -31,6 +31,7 @@ def build_worker(client: Client, activities: TicketActivities, task_queue: str |
         activities=activities.all(),
         activity_executor=executor or ThreadPoolExecutor(max_workers=16),
         max_concurrent_local_activities=16,
+        **options,
     )
 
 

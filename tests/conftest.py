@@ -72,8 +72,8 @@ def stack(use_store, org):
 
 
 @asynccontextmanager
-async def running_worker(client: Client, activities: TicketActivities, task_queue: str):
-    async with build_worker(client, activities, task_queue=task_queue):
+async def running_worker(client: Client, activities: TicketActivities, task_queue: str, **options):
+    async with build_worker(client, activities, task_queue=task_queue, **options):
         yield
 
 

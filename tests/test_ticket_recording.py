@@ -1,0 +1,128 @@
+"""Exactly-once recording, refusals that record nothing, both event stores, and
+durable timers across a stopped worker."""
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from activities.outbox import Outbox
+from activities.store import open_tickets
+from activities.tickets import RecordCommand, TicketActivities
+from domain import chain
+from tests.conftest import REPORT, dispatch, end_started_workflows, report, running_worker, settle, \
+    sleep_until, step
+
+AT = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
+
+
+def report_cmd(ticket_id: str) -> RecordCommand:
+    return RecordCommand(ticket_id=ticket_id, command_id=f"ticket-{ticket_id}:report", event_type="Reported",
+                         at=AT, actor="C001", data={**REPORT, "severity": "critical", "zone": "A"})
+
+
+def test_recording_the_same_command_twice_appends_one_event(stack):
+    tid = f"t{uuid.uuid4().hex[:8]}"
+    assert stack.record(report_cmd(tid)) == 1
+    assert stack.record(report_cmd(tid)) == 1
+    triage = RecordCommand(ticket_id=tid, command_id=f"ticket-{tid}:step:u1", event_type="Triaged", step="triage",
+                           at=AT, actor="S001", data={"severity": "critical", "zone": "A", "service_category": "free"})
+    assert stack.record(triage) == 2
+    assert stack.record(triage) == 2  # an activity retried after a crash
+    assert [e["type"] for e in stack.tickets.history(tid)] == ["Reported", "Triaged"]
+
+
+def test_a_retry_from_a_second_process_sees_the_first_append(stack, org):
+    """Another worker (its own Application and cache) retries the same command."""
+    tid = f"t{uuid.uuid4().hex[:8]}"
+    stack.record(report_cmd(tid))
+    other = TicketActivities(open_tickets(), org, stack.outbox)
+    assert other.record(report_cmd(tid)) == 1
+    assert len(stack.tickets.history(tid)) == 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_event_store_round_trip_keeps_business_time_actor_and_an_intact_hash_chain(use_store, org, kind):
+    use_store(kind)
+    outbox = Outbox()
+    acts = TicketActivities(open_tickets(), org, outbox)
+    tid = f"t{uuid.uuid4().hex[:8]}"
+    acts.record(report_cmd(tid))
+    acts.record(RecordCommand(ticket_id=tid, command_id="c2", event_type="Triaged", step="triage", at=AT, actor="S001",
+                              data={"severity": "major", "zone": "B", "service_category": "paid"}))
+    fresh = open_tickets()  # a new Application reads what the first wrote
+    history = fresh.history(tid)
+    assert [(e["version"], e["type"], e["actor"], e["at"]) for e in history] == [
+        (1, "Reported", "C001", AT), (2, "Triaged", "S001", AT)]
+    assert history[0]["data"]["customer"] == REPORT["customer"]
+    assert chain.verify(history) is None
+    assert fresh.get_ticket(tid).state.deadlines == {"on_site": AT + timedelta(hours=48)}
+    history[0]["data"] = {**history[0]["data"], "symptoms": "nothing wrong"}
+    assert chain.verify(history) == 1
+    outbox.add("n1", tid, "S001", "Escalated", "x")
+    outbox.add("n1", tid, "S001", "Escalated", "x")
+    assert len(outbox.for_ticket(tid)) == 1
+    outbox.close()
+
+
+async def test_an_illegal_step_is_rejected_with_its_reason_and_records_nothing(env, worker, stack):
+    handle, state = await report(env.client, worker)
+    with pytest.raises(WorkflowUpdateFailedError) as e:
+        await step(handle, "resolve", "E001", cause="x", resolution="y")
+    cause = e.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "IllegalStep"
+    assert "'resolve'" in cause.message and "'reported'" in cause.message
+    assert cause.details[0] == {"status": "reported", "step": "resolve"}
+    assert [ev["type"] for ev in stack.tickets.history(state.ticket_id)] == ["Reported"]
+
+
+@pytest.mark.parametrize("data,field", [
+    ({"severity": "catastrophic", "zone": "A"}, "severity"),
+    ({"severity": "critical", "zone": "C"}, "zone"),
+    ({"zone": "A"}, "severity"),
+    ({"severity": "critical", "zone": "A", "colour": "red"}, "colour"),
+])
+async def test_bad_step_data_is_refused_naming_the_field(env, worker, stack, data, field):
+    handle, state = await report(env.client, worker)
+    with pytest.raises(WorkflowUpdateFailedError) as e:
+        await step(handle, "triage", "S001", **data)
+    assert e.value.cause.type == "InvalidStepData" and e.value.cause.details[0] == {"field": field}
+    assert len(stack.tickets.history(state.ticket_id)) == 1
+
+
+async def test_an_unknown_step_is_refused(env, worker, stack):
+    handle, _ = await report(env.client, worker)
+    with pytest.raises(WorkflowUpdateFailedError) as e:
+        await step(handle, "teleport", "E001")
+    assert e.value.cause.type == "UnknownStep"
+
+
+async def test_breach_while_the_worker_is_stopped_is_recorded_once_when_a_worker_is_back(env, stack):
+    task_queue = f"tq-{uuid.uuid4()}"
+    # No sticky cache: a stopped worker's sticky queue would hold the next task until a
+    # schedule-to-start timeout that the paused test clock never reaches.
+    no_sticky = {"max_cached_workflows": 0}
+    try:
+        async with running_worker(env.client, stack, task_queue, **no_sticky):
+            handle, state = await report(env.client, task_queue)
+            await dispatch(handle)
+            await sleep_until(env, state.reported_at + timedelta(hours=3, minutes=1))
+            await settle(handle, lambda s: s.warnings)
+        # The worker is stopped. Skip past the 4 h deadline: the breach timer fires on
+        # the server, but with no worker nothing can record it (no polling job does).
+        skipping = asyncio.create_task(sleep_until(env, state.reported_at + timedelta(hours=5)))
+        await asyncio.sleep(1.0)
+        assert "SlaBreached" not in [e["type"] for e in stack.tickets.history(state.ticket_id)]
+        async with running_worker(env.client, stack, task_queue, **no_sticky):  # a worker is back
+            s = await settle(handle, lambda s: s.escalations)
+            await skipping
+            s = await settle(handle, lambda s: True)
+        assert len(s.breaches) == 1 and [e.level for e in s.escalations] == [1]
+        assert s.escalations[0].to == "S001"
+        assert s.breaches[0].at > state.deadlines["on_site"]
+        types = [e["type"] for e in stack.tickets.history(state.ticket_id)]
+        assert types.count("SlaBreached") == 1 and types.count("Escalated") == 1
+    finally:
+        await end_started_workflows()
