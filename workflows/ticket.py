@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
-
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
@@ -21,27 +19,13 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain import lifecycle, policy, sla
     from domain.lifecycle import IllegalStep, TicketState
-    from domain.steps import STEPS, ReportTicket, parse_step
+    from domain.steps import STEPS, parse_step
+    from workflows.messages import ReportCommand, StartTicket, StepCommand
 
 SYSTEM = "weibao"  # the actor of facts that the timers record
 LOCAL = dict(start_to_close_timeout=timedelta(seconds=30),
              retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10),
                                       non_retryable_error_types=["IllegalStep", "UnknownTicket"]))
-
-
-class StartTicket(BaseModel):
-    ticket_id: str
-
-
-class ReportCommand(BaseModel):
-    actor: str
-    report: ReportTicket
-
-
-class StepCommand(BaseModel):
-    step: str
-    actor: str
-    data: dict[str, Any] = {}
 
 
 def ticket_workflow_id(ticket_id: str) -> str:

@@ -1,0 +1,115 @@
+"""Full ticket lifecycles per second through the worker, against the floor this design
+stands on: bare workflows taking as many Updates, each running a no-op local activity.
+
+    .venv/bin/python bench/lifecycle.py [-n 200] [-c 8]
+
+Both run in the same process on the same dev server (SQLite file, WAL), alternating
+rounds; the best round of each is compared. Prints lifecycles/s and "ratio: X"."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from temporalio.client import Client, WithStartWorkflowOperation  # noqa: E402
+from temporalio.common import WorkflowIDConflictPolicy  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
+
+from bench.bare import UPDATES, BareWorkflow, noop  # noqa: E402
+from bench.common import dev_server  # noqa: E402
+
+STEPS = [  # report + these six = the seven steps of a lifecycle
+    ("triage", "S001", {"severity": "critical", "zone": "A", "service_category": "free"}),
+    ("dispatch", "S001", {"engineer": "E001", "travel_mode": "taxi"}),
+    ("arrive", "E001", {"staff_id_shown": True}),
+    ("resolve", "E001", {"cause": "PSU failed", "resolution": "replaced PSU", "parts_used": ["PSU"]}),
+    ("sign-off", "E001", {"signature": "Li Wei", "satisfaction": 5}),
+    ("close", "S001", {"time_rating": 5, "quality_rating": 5}),
+]
+assert UPDATES == 1 + len(STEPS)
+
+
+async def bare_one(client: Client, tq: str) -> None:
+    op = WithStartWorkflowOperation(BareWorkflow.run, id=f"bare-{uuid.uuid4()}", task_queue=tq,
+                                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    await client.execute_update_with_start_workflow(BareWorkflow.step, 0, start_workflow_operation=op)
+    handle = await op.workflow_handle()
+    for i in range(1, UPDATES):
+        await handle.execute_update(BareWorkflow.step, i)
+    await handle.result()
+
+
+async def ticket_one(client: Client, tq: str) -> None:
+    from domain.steps import ReportTicket
+    from workflows.ticket import ReportCommand, StartTicket, StepCommand, TicketWorkflow, ticket_workflow_id
+
+    tid = f"b{uuid.uuid4().hex[:12]}"
+    op = WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid), id=ticket_workflow_id(tid),
+                                    task_queue=tq, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    report = ReportTicket(customer="Kunming No.2 Hospital", site="Kunming", contact_phone="0871-1234567",
+                          product_model="HIS-Server", symptoms="HIS down", channel="phone",
+                          severity="critical", zone="A")
+    await client.execute_update_with_start_workflow(
+        TicketWorkflow.report, ReportCommand(actor="C001", report=report), start_workflow_operation=op, id="report")
+    handle = await op.workflow_handle()
+    for name, actor, data in STEPS:
+        await handle.execute_update(TicketWorkflow.step, StepCommand(step=name, actor=actor, data=data))
+    await handle.result()
+
+
+async def run_many(fn, client: Client, tq: str, n: int, concurrency: int) -> float:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with sem:
+            await fn(client, tq)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return n / (time.perf_counter() - t0)
+
+
+async def main(n: int, concurrency: int, rounds: int) -> None:
+    with dev_server() as (address, tmp):
+        os.environ.update(WEIBAO_EVENT_STORE="sqlite", WEIBAO_SQLITE_PATH=str(tmp / "events.db"))
+        from activities import config
+        from activities.outbox import Outbox
+        from activities.store import open_tickets
+        from activities.tickets import TicketActivities
+        from worker import build_worker
+
+        client = await Client.connect(address, data_converter=pydantic_data_converter)
+        acts = TicketActivities(open_tickets(), config.load_org(), Outbox())
+        bare_worker = Worker(client, task_queue="bare", workflows=[BareWorkflow], activities=[noop],
+                             activity_executor=ThreadPoolExecutor(16))
+        async with bare_worker, build_worker(client, acts, task_queue="tickets"):
+            await run_many(bare_one, client, "bare", 10, concurrency)  # warm up both paths
+            await run_many(ticket_one, client, "tickets", 10, concurrency)
+            best_bare = best_ticket = 0.0
+            for r in range(rounds):
+                bare = await run_many(bare_one, client, "bare", n, concurrency)
+                ticket = await run_many(ticket_one, client, "tickets", n, concurrency)
+                print(f"round {r + 1}: bare {bare:.1f}/s, weibao {ticket:.1f}/s", flush=True)
+                best_bare, best_ticket = max(best_bare, bare), max(best_ticket, ticket)
+    print(f"N={n} concurrency={concurrency} updates per lifecycle={UPDATES}")
+    print(f"bare workflows (no-op local activity per Update): {best_bare:.1f} lifecycles/s")
+    print(f"weibao ticket lifecycles:                          {best_ticket:.1f} lifecycles/s")
+    print(f"ratio: {best_ticket / best_bare:.2f}")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("-n", type=int, default=200)
+    p.add_argument("-c", "--concurrency", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=2)
+    a = p.parse_args()
+    asyncio.run(main(a.n, a.concurrency, a.rounds))
