@@ -1,4 +1,5 @@
-"""Runs the weibao worker: ticket workflows and their activities on one task queue.
+"""Runs the weibao worker: ticket, complaint, return/exchange, maintenance plan and
+inspection workflows and their activities on one task queue.
 
     TEMPORAL_ADDRESS=localhost:7233 python worker.py
 """
@@ -15,11 +16,16 @@ from activities import config
 from activities.outbox import Outbox
 from activities.store import open_tickets
 from activities.temporal import connect
+from activities.cases import CaseActivities
 from activities.tickets import TicketActivities
+from workflows.complaint import ComplaintWorkflow
+from workflows.inspection import InspectionWorkflow
+from workflows.plan import PlanWorkflow
+from workflows.returns import ReturnWorkflow
 from workflows.ticket import TicketWorkflow
 
 log = logging.getLogger("weibao.worker")
-WORKFLOWS = [TicketWorkflow]
+WORKFLOWS = [TicketWorkflow, ComplaintWorkflow, ReturnWorkflow, PlanWorkflow, InspectionWorkflow]
 
 
 def build_worker(client: Client, activities: TicketActivities, task_queue: str | None = None,
@@ -28,7 +34,9 @@ def build_worker(client: Client, activities: TicketActivities, task_queue: str |
         client,
         task_queue=task_queue or config.task_queue(),
         workflows=WORKFLOWS,
-        activities=activities.all(),
+        # the case activities share the ticket activities' event store and org; the client
+        # lets an inspection finding open a fault ticket
+        activities=[*activities.all(), *CaseActivities(activities.tickets, activities.org, client).all()],
         activity_executor=executor or ThreadPoolExecutor(max_workers=16),
         max_concurrent_local_activities=16,
         **options,

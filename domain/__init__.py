@@ -1,4 +1,6 @@
 """Pure business rules and aggregates of weibao (维保). No Temporal, no I/O.
 
-Workflows may import `policy`, `lifecycle`, `sla`, `steps` and `org`; only
-activities and read paths import the aggregates in `ticket`."""
+Workflows import only the pure rule modules (`policy`, `lifecycle`, `sla`, `steps`,
+`org`, `casework` and the `*_rules`/`maintenance` modules); the eventsourcing
+aggregates (`ticket`, `complaint`, `returns`, `inspection`, `plan`, `chained`) are
+for activities and read paths."""

@@ -1,0 +1,193 @@
+"""What the complaint, return/exchange and inspection workflows share with the ticket's:
+steps as Updates refused by validators with the ticket's error types (UnknownStep,
+InvalidStepData, IllegalStep), one lock around record-then-fold, and the alarm loop
+that sleeps until the next alarm of `domain.casework` and wakes when a step lands.
+
+Plain helpers and a mixin without Temporal decorators: each workflow declares its own
+run, query and Updates with its own state type. Passed through the sandbox."""
+from __future__ import annotations
+
+import asyncio
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, Callable, ClassVar, Iterator
+
+from pydantic import ValidationError
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from domain import casework
+from domain.casework import CaseState, IllegalStep
+
+SYSTEM = "weibao"  # the actor of facts that timers record
+LOCAL = dict(start_to_close_timeout=timedelta(seconds=30),
+             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10),
+                                      non_retryable_error_types=["IllegalStep", "UnknownCase"]))
+LEVEL_OF_KIND = {"warning": 0, "breach": 1, "leadership": 2}
+OPENING_GRACE = timedelta(hours=1)  # a start whose opening Update never comes ends after this
+
+
+def bad_field(field: str, message: str) -> ApplicationError:
+    return ApplicationError(f"{field}: {message}", {"field": field}, type="InvalidStepData")
+
+
+def parse(steps: dict[str, tuple], step: str, data: dict) -> dict:
+    """A step's data validated by its payload model, JSON-ready; refused naming the field."""
+    if step not in steps:
+        raise ApplicationError(f"unknown step '{step}'; steps are {', '.join(steps)}", {"field": "step"},
+                               type="UnknownStep")
+    return parse_model(steps[step][1], data)
+
+
+def parse_model(model: Any, data: dict, prefix: str = "") -> dict:
+    try:
+        return model.model_validate(data).model_dump(mode="json")
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        msg = err["msg"]
+        raise ApplicationError(f"{prefix}{field}: {msg}", {"field": f"{prefix}{field}" if field else None},
+                               type="InvalidStepData") from None
+
+
+def reject_illegal(check: Callable[[Any, str, dict], None], state: CaseState, step: str, data: dict) -> None:
+    try:
+        check(state, step, data)
+    except IllegalStep as e:
+        raise ApplicationError(str(e), {"status": e.status, "step": e.step}, type="IllegalStep") from None
+
+
+def windows(overrides: dict[str, timedelta] | None, table: dict[str, timedelta]) -> dict[str, timedelta]:
+    return {**table, **{k: v for k, v in (overrides or {}).items() if k in table}}
+
+
+class CaseWorkflow:
+    """The mixin: `KIND` names the aggregate that `record_case` appends to, `fold` is the
+    case's pure fold."""
+
+    KIND: ClassVar[str]
+    fold: ClassVar[Callable[..., CaseState]]
+    state: CaseState
+
+    def _setup(self, state: CaseState) -> None:
+        self.state = state
+        self.lock = asyncio.Lock()
+        self.changed = False
+        self.refused = False  # the opening Update was refused: the run ends at once
+
+    async def _opened(self) -> bool:
+        """Wait for the opening Update (sent with the start); False when it was refused,
+        or never came, so that no refused start lingers with a timer."""
+        try:
+            await workflow.wait_condition(lambda: self.state.status != "new" or self.refused, timeout=OPENING_GRACE)
+        except asyncio.TimeoutError:
+            pass
+        return self.state.status != "new"
+
+    @contextmanager
+    def _opening(self) -> Iterator[None]:
+        """Around the opening Update's handler: a refusal before anything is recorded ends the run."""
+        try:
+            yield
+        except BaseException:
+            if self.state.status == "new":
+                self.refused = True
+            raise
+
+    async def _watch(self, done: Callable[[], bool]) -> None:
+        """Raise each alarm when due until `done()`; a step wakes the loop early."""
+        while not done():
+            self.changed = False
+            ready, next_at = casework.due(self.state, workflow.now())
+            for alarm in ready:
+                await self._raise(alarm)
+            if ready:
+                continue
+            timeout = None if next_at is None else next_at - workflow.now()
+            try:
+                await workflow.wait_condition(lambda: self.changed or done(), timeout=timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    def _alarm_target(self, alarm: casework.Alarm, level: int) -> tuple[str | None, int]:
+        """Whom `escalation_target` is asked for at `level`: by default the window's
+        responsible person climbs the org chart (0 themselves, 1 direct superior, 2 leadership)."""
+        return self.state.windows[alarm.goal].responsible, level
+
+    async def _raise(self, alarm: casework.Alarm) -> None:
+        """Record a warning, or a breach with its escalation, and notify the target."""
+        async with self.lock:
+            if alarm not in casework.due(self.state, workflow.now())[0]:
+                return  # a step landed while we waited for the lock
+            window = self.state.windows[alarm.goal]
+            base = {"goal": alarm.goal, "deadline": alarm.deadline.isoformat(), "responsible": window.responsible,
+                    "department": window.department}
+            level = LEVEL_OF_KIND[alarm.kind]
+            if alarm.kind == "breach":
+                already = self.state.requested_level >= 1
+                await self._record("SlaBreached", {**base, **({"already_with_level": self.state.requested_level}
+                                                              if already else {})}, SYSTEM, alarm.key)
+                if already:
+                    return  # the customer has already taken it to the superior (or higher)
+            who, lookup_level = self._alarm_target(alarm, level)
+            target = await self._target(who, lookup_level)
+            if level == 0:
+                reason = f"{alarm.goal} due at {alarm.deadline.isoformat()}: 75% of the window has passed"
+                event, key = "SlaWarned", alarm.key
+            else:
+                reason = (f"{alarm.goal} deadline {alarm.deadline.isoformat()} missed"
+                          + ("" if level == 1 else "; still unmet half a window later"))
+                event, key = "Escalated", f"{alarm.key}:escalated"
+            data = {**base, "level": level, "to": target["id"], "to_name": target["name"], "reason": reason}
+            await self._record(event, data, SYSTEM, key)
+            await self._notify(key, target, event, reason)
+
+    async def _record(self, event_type: str, data: dict, actor: str, key: str, step: str | None = None) -> None:
+        at = workflow.now()
+        try:
+            await workflow.execute_local_activity(
+                "record_case",
+                {"kind": self.KIND, "case_id": self.state.case_id,
+                 "command_id": f"{workflow.info().workflow_id}:{key}", "event_type": event_type, "step": step,
+                 "at": at, "actor": actor, "data": data},
+                result_type=int, **LOCAL)
+        except ActivityError as e:
+            if isinstance(e.cause, ApplicationError) and e.cause.type == "IllegalStep":
+                raise ApplicationError(e.cause.message, *e.cause.details, type="IllegalStep") from None
+            raise
+        self.state = type(self).fold(self.state, event_type, data, at, actor)
+        self.changed = True
+
+    async def _lookup(self, staff: list[str | None] = (), departments: list[str | None] = (),
+                      kinds: list[str] = ()) -> dict[str, Any]:
+        """Staff, departments and a department per kind from the org file (unknown ids are left out)."""
+        return await workflow.execute_local_activity(
+            "org_lookup", {"staff": [s for s in staff if s], "departments": [d for d in departments if d],
+                           "kinds": list(kinds)}, result_type=dict, **LOCAL)
+
+    async def _require(self, staff: dict[str, str | None] | None = None,
+                       departments: dict[str, str | None] | None = None) -> dict[str, Any]:
+        """The org entries for the ids given per field; refuses, naming the field, an id
+        the org file does not know."""
+        staff = {f: v for f, v in (staff or {}).items() if v}
+        departments = {f: v for f, v in (departments or {}).items() if v}
+        if not staff and not departments:
+            return {"staff": {}, "departments": {}, "kinds": {}}
+        org = await self._lookup(staff=list(staff.values()), departments=list(departments.values()))
+        for field, v in staff.items():
+            if v not in org["staff"]:
+                raise bad_field(field, f"{v!r} is not on the staff")
+        for field, v in departments.items():
+            if v not in org["departments"]:
+                raise bad_field(field, f"{v!r} is not a department")
+        return org
+
+    async def _target(self, responsible: str | None, level: int) -> dict[str, str]:
+        return await workflow.execute_local_activity(
+            "escalation_target", {"responsible": responsible, "level": level}, result_type=dict, **LOCAL)
+
+    async def _notify(self, key: str, target: dict[str, str], kind: str, reason: str) -> None:
+        await workflow.execute_local_activity(
+            "notify", {"id": f"{workflow.info().workflow_id}:{key}", "ticket_id": f"{self.KIND}:{self.state.case_id}",
+                       "target": target["id"], "kind": kind, "reason": reason}, **LOCAL)
