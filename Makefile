@@ -22,6 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/lifecycle.py
+	$(VENV)/bin/python bench/projections.py
 
 clean:
 	rm -rf $(VENV) .weibao

@@ -1,0 +1,376 @@
+"""Runs the read models over the tickets' notification log, in batches.
+
+Each pull reads up to `batch_size` events after the lowest position among the read
+models, decodes each event once, and gives every read model the events past its own
+position: one transaction per read model per batch, its tracking position moved in
+the same transaction. SQLite cannot subscribe, so the runner polls it; on PostgreSQL
+it wakes on LISTEN/NOTIFY and also pulls on a timeout, because a notification can
+be missed (eventsourcing issue #305)."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.utils import Environment
+
+from activities import config
+from activities.store import open_tickets, store_env
+from projections.base import (EventKeys, PositionConflict, PostgresReadModelView, ReadModel, ReadModelView,
+                              SQLiteReadModelView, event_keys)
+from projections.candidates import Candidates
+from projections.departments import DepartmentAccountability
+from projections.escalations import EscalationLog
+from projections.faults import FaultRegister
+from projections.scorecard import EngineerScorecard
+from projections.sla_compliance import SlaCompliance
+from projections.ticket_list import TicketList
+
+log = logging.getLogger("weibao.projections")
+
+READ_MODELS: tuple[type[ReadModel], ...] = (  # costliest to apply first (see `groups`)
+    TicketList, EngineerScorecard, Candidates, SlaCompliance, EscalationLog, FaultRegister,
+    DepartmentAccountability,
+)
+BY_NAME = {m.name: m for m in READ_MODELS}
+UPSTREAM = "tickets"  # the Tickets application's name: the tracked notification log
+
+
+class ReadModels:
+    """The read models' views, in the event store's database (SQLite file or
+    PostgreSQL), sharing one connection pool; their tables are created if missing."""
+
+    def __init__(self, kind: str | None = None, models: tuple[type[ReadModel], ...] = READ_MODELS):
+        self.kind = kind or config.store_kind()
+        env = store_env(self.kind, POSTGRES_POOL_SIZE="2", POSTGRES_MAX_OVERFLOW="4")
+        self.factory = InfrastructureFactory.construct(Environment("projections", env))
+        view_class = PostgresReadModelView if self.kind == "postgres" else SQLiteReadModelView
+        self.projections: dict[str, ReadModel] = {}
+        with self._ddl_lock():
+            for model in models:
+                view = view_class(self.factory.datastore, tracking_table_name=f"{model.name}_tracking",
+                                  tables=model.tables())
+                view.create_table()
+                self.projections[model.name] = model(view=view)
+
+    @contextmanager
+    def _ddl_lock(self) -> Iterator[None]:
+        """PostgreSQL can fail two concurrent CREATE ... IF NOT EXISTS ("tuple concurrently
+        updated"): processes that start together (runner, API) create tables in turn."""
+        if self.kind != "postgres":
+            yield
+            return
+        with psycopg.connect(config.postgres_conninfo(), autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext('weibao:read-models:ddl'))")
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext('weibao:read-models:ddl'))")
+
+    def view(self, name: str) -> ReadModelView:
+        return self.projections[name].view
+
+    def positions(self) -> dict[str, int | None]:
+        return {name: p.view.max_tracking_id(UPSTREAM) for name, p in self.projections.items()}
+
+    def reset(self, name: str) -> None:
+        """Drop one read model's rows and position: the next run rebuilds it from the first event."""
+        self.view(name).reset(UPSTREAM)
+
+    def close(self) -> None:
+        self.factory.close()
+
+
+_shared: dict[tuple, ReadModels] = {}
+_shared_lock = threading.Lock()
+
+
+def read_models() -> ReadModels:
+    """The read models for queries (the API), for the store configured now."""
+    kind = config.store_kind()
+    key = (kind, str(config.sqlite_path()) if kind == "sqlite" else config.postgres_conninfo())
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = ReadModels(kind)
+        return _shared[key]
+
+
+def close_read_models() -> None:
+    with _shared_lock:
+        while _shared:
+            _shared.popitem()[1].close()
+
+
+class Runner:
+    """Applies the tickets' events to the read models, in batches, exactly once."""
+
+    def __init__(self, app: Application, models: ReadModels, names: list[str] | None = None,
+                 batch_size: int | None = None, workers: int | None = None):
+        postgres = models.kind == "postgres"
+        # On SQLite a batch holds the file's one write lock, which the worker's appends wait for:
+        # smaller batches, one at a time. PostgreSQL overlaps read models' transactions well.
+        batch_size = batch_size or (5000 if postgres else 2000)
+        workers = workers or (4 if postgres else 1)
+        self.app, self.models, self.batch_size = app, models, batch_size
+        self.pool = ThreadPoolExecutor(workers + 1, thread_name_prefix="read-model") if workers > 1 else None
+        self._next: tuple[int, Any] | None = None  # (start, future) of the batch being read ahead
+        self.projections = [p for n, p in models.projections.items() if names is None or n in names]
+        self.positions: dict[str, int | None] = {p.name: p.view.max_tracking_id(app.name) for p in self.projections}
+        self.failed: dict[str, str] = {}
+        self.applied = 0  # events read and applied since start
+
+    def lag(self) -> dict[str, int]:
+        head = self.app.recorder.max_notification_id() or 0
+        return {name: head - (pos or 0) for name, pos in self.positions.items()}
+
+    def step(self) -> int:
+        """Pull one batch and apply it to every read model that is behind; returns the
+        number of events pulled (0: all caught up)."""
+        active = [p for p in self.projections if p.name not in self.failed]
+        if not active:
+            return 0
+        start = min(self.positions[p.name] or 0 for p in active)
+        prefetched, self._next = self._next, None
+        if prefetched is not None and prefetched[0] == start:
+            events, keys = prefetched[1].result()
+        else:
+            events, keys = self._read(start)
+        if not events:
+            return 0
+        if len(events) == self.batch_size and self.pool is not None:  # read on while this batch is applied
+            after = events[-1][1].notification_id
+            self._next = (after, self.pool.submit(self._read, after))
+        work = []
+        for p in active:
+            position = self.positions[p.name]
+            if (position or 0) <= start:
+                work.append((p, events, position, keys))
+            elif items := [x for x in events if x[1].notification_id > position]:
+                work.append((p, items, position, keys))
+        if self.pool is None or len(work) < 2:
+            for w in work:
+                self._apply(*w)
+        else:  # each read model in its own transaction: one's database round trips overlap another's Python
+            list(self.pool.map(lambda w: self._apply(*w), work))
+        self.applied += len(events)
+        return len(events)
+
+    def _read(self, start: int) -> tuple[list[tuple[Any, Tracking]], EventKeys]:
+        """Up to batch_size events after `start`, decoded once for all read models."""
+        notifications = self.app.recorder.select_notifications(start=start, limit=self.batch_size,
+                                                               inclusive_of_start=False)
+        to_event, name = self.app.mapper.to_domain_event, self.app.name
+        events = [(to_event(n), Tracking(name, n.id)) for n in notifications]
+        return events, event_keys(events)
+
+    def _apply(self, p: ReadModel, items: list[tuple[Any, Tracking]], position: int | None,
+               keys: EventKeys) -> None:
+        try:
+            p.process_batch(items, position, keys)
+        except PositionConflict:
+            self.positions[p.name] = p.view.max_tracking_id(self.app.name)
+            log.warning("%s: position moved elsewhere (a rebuild or another runner); now %s",
+                        p.name, self.positions[p.name])
+        except Exception as e:
+            first = items[0][0]
+            self.failed[p.name] = f"{type(e).__name__}: {e}"
+            log.exception("%s stopped at a batch starting with %s v%s (notification %s); the other read "
+                          "models go on", p.name, type(first).__name__, first.originator_version,
+                          items[0][1].notification_id)
+        else:
+            self.positions[p.name] = items[-1][1].notification_id
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def catch_up(self, stop: threading.Event | None = None) -> int:
+        """Apply everything recorded so far (or until `stop`); returns the number of events pulled."""
+        total = 0
+        while not (stop and stop.is_set()) and (n := self.step()):
+            total += n
+        return total
+
+    def run(self, stop: threading.Event, poll_interval: float = 1.0, report_every: float = 10.0) -> None:
+        """Apply events until `stop` is set, logging progress."""
+        waiter = _Waiter(self.app, self.models.kind, poll_interval, stop)
+        try:
+            started, last_report, last_applied = time.monotonic(), time.monotonic(), 0
+            caught_up = False
+            while not stop.is_set():
+                n = self.step()
+                now = time.monotonic()
+                if n and (now - last_report >= report_every):
+                    rate = (self.applied - last_applied) / (now - last_report)
+                    log.info("applied %d events (%.0f/s); lag %s", self.applied, rate, self.lag())
+                    last_report, last_applied = now, self.applied
+                if n == self.batch_size:
+                    caught_up = False
+                    continue
+                if not caught_up:
+                    log.info("caught up after %d events in %.1fs; positions %s%s", self.applied,
+                             now - started, self.positions,
+                             f"; failed {self.failed}" if self.failed else "")
+                    caught_up = True
+                if n == 0:
+                    waiter.wait()
+        finally:
+            waiter.close()
+
+
+class _Waiter:
+    """Waits for new events: LISTEN/NOTIFY on PostgreSQL, with `poll_interval` as a
+    timeout all the same; a plain poll on SQLite."""
+
+    def __init__(self, app: Application, kind: str, poll_interval: float, stop: threading.Event):
+        self.poll_interval, self.stop, self.conn = poll_interval, stop, None
+        channel = getattr(app.recorder, "channel_name", None)
+        if channel and kind == "postgres":
+            try:
+                self.conn = psycopg.connect(config.postgres_conninfo(), autocommit=True)
+                self.conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+            except psycopg.Error as e:
+                log.warning("LISTEN failed (%s); polling every %.1fs", e, poll_interval)
+                self.conn = None
+
+    def wait(self) -> None:
+        if self.conn is None:
+            self.stop.wait(self.poll_interval)
+            return
+        try:
+            for _ in self.conn.notifies(timeout=self.poll_interval, stop_after=1):
+                pass
+        except psycopg.Error as e:
+            log.warning("LISTEN connection lost (%s); polling", e)
+            self.close()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def status(models: ReadModels | None = None, app: Any | None = None) -> list[dict[str, Any]]:
+    """Each read model's position and lag behind the event store's last event."""
+    models = models or read_models()
+    app = app or open_tickets(models.kind)
+    head = app.recorder.max_notification_id() or 0
+    return [{"name": name, "title": p.title, "position": pos or 0, "head": head, "lag": head - (pos or 0)}
+            for name, pos, p in ((n, p.view.max_tracking_id(UPSTREAM), p) for n, p in models.projections.items())]
+
+
+def rebuild(name: str, models: ReadModels | None = None, app: Any | None = None,
+            batch_size: int | None = None) -> int:
+    """Rebuild one read model from the first event; returns the number of events applied.
+    Safe beside a running runner: the position check lets only one apply each batch."""
+    if name not in BY_NAME:
+        raise KeyError(f"no read model {name!r}; read models are {', '.join(BY_NAME)}")
+    models = models or read_models()
+    app = app or open_tickets(models.kind)
+    models.reset(name)
+    runner = Runner(app, models, names=[name], batch_size=batch_size)
+    try:
+        return runner.catch_up()
+    finally:
+        runner.close()
+
+
+def groups(names: list[str], n: int) -> list[list[str]]:
+    """Split read models across n processes, the costliest first and dealt round, so
+    each process has a similar share (READ_MODELS lists them costliest first)."""
+    n = max(1, min(n, len(names)))
+    return [names[i::n] for i in range(n)]
+
+
+def _catch_up_child(names: list[str], batch_size: int | None, workers: int | None, barrier: Any,
+                    results: Any) -> None:
+    app, models = open_tickets(), ReadModels()
+    runner = Runner(app, models, names=names, batch_size=batch_size, workers=workers)
+    barrier.wait()
+    results.put((names, runner.catch_up(), runner.failed))
+    runner.close()
+    models.close()
+
+
+def catch_up_in_processes(n: int, batch_size: int | None = None, workers: int | None = None,
+                          names: list[str] | None = None) -> tuple[float, int, dict[str, str]]:
+    """Catch all read models up in n processes (the runner's --processes); returns the
+    seconds from the moment all were ready to the last one done, the events pulled by
+    the busiest, and any failures."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    prepare()
+    parts = groups(names or list(BY_NAME), n)
+    barrier, results = ctx.Barrier(len(parts) + 1), ctx.Queue()
+    procs = [ctx.Process(target=_catch_up_child, args=(part, batch_size, workers, barrier, results))
+             for part in parts]
+    for p in procs:
+        p.start()
+    barrier.wait(timeout=120)
+    started = time.perf_counter()
+    done = [results.get(timeout=3600) for _ in procs]
+    elapsed = time.perf_counter() - started
+    for p in procs:
+        p.join()
+    failed = {k: v for _, _, f in done for k, v in f.items()}
+    return elapsed, max(count for _, count, _ in done), failed
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=config.env("WEIBAO_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
+
+
+def serve(names: list[str] | None, batch_size: int | None, workers: int | None, poll: float, once: bool,
+          stop: threading.Event | None = None) -> int:
+    """Run read models until SIGINT or SIGTERM (or, with `once`, until caught up)."""
+    stop = stop or stop_on_signals()
+    app, models = open_tickets(), ReadModels()
+    runner = Runner(app, models, names=names, batch_size=batch_size, workers=workers)
+    log.info("pid %d: %s over the %s store; positions %s", os.getpid(),
+             ", ".join(p.name for p in runner.projections), models.kind, runner.positions)
+    try:
+        if once:
+            n = runner.catch_up(stop)
+            log.info("caught up: %d events; positions %s", n, runner.positions)
+        else:
+            runner.run(stop, poll_interval=poll)
+    finally:
+        runner.close()
+        models.close()
+    if runner.failed:
+        log.error("read models stopped on an error: %s", runner.failed)
+        return 1
+    return 0
+
+
+def serve_child(names: list[str], batch_size: int | None, workers: int | None, poll: float, once: bool) -> None:
+    setup_logging()
+    sys.exit(serve(names, batch_size, workers, poll, once))
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM: the runner finishes the batch in hand and exits."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def prepare() -> None:
+    """Create the event store's and the read models' tables once, before processes
+    that would otherwise race to create them start."""
+    app = open_tickets()
+    app.close()
+    ReadModels().close()

@@ -1,0 +1,473 @@
+"""Read models over a small scripted month of tickets (March 2025, China Standard
+Time), each figure worked out by hand below; a rebuild from zero equals the
+incremental result; the ticket list agrees with the aggregate's own fold; a batch and
+its position commit together. SQLite and PostgreSQL alike."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from activities.store import open_tickets
+from domain import policy
+from domain.policy import CST
+from domain.ticket import Ticket
+from projections import candidates, departments, escalations, faults, scorecard, sla_compliance, ticket_list
+from projections.base import ReadModel
+from projections.escalations import EscalationLog
+from projections.runner import ReadModels, Runner
+
+STORES = ["sqlite", "postgres"]
+MS = timedelta(milliseconds=1)
+
+
+def cst(month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2025, month, day, hour, minute, tzinfo=CST)
+
+
+def _iso(deadlines: dict) -> dict[str, str]:
+    return {goal: at.isoformat() for goal, at in deadlines.items()}
+
+
+def ticket_events(tid: str, customer: str, severity: str, zone: str, reported: datetime, engineer: str, *,
+                  arrive: datetime | None = None, remote: datetime | None = None, resolve: datetime | None = None,
+                  satisfaction: int | None = None, ratings: tuple[int, int] | None = None,
+                  alarms: tuple[str, ...] = (), symptoms: str = "HIS down in all wards",
+                  cause: str = "failed PSU on the DB server", product_model: str = "HIS-Server R740"):
+    """One ticket's events as the workflow records them: (at, ticket, event type, actor, data)."""
+    deadlines = policy.deadlines(reported, severity, zone)
+    (goal, deadline), = deadlines.items()
+    window = deadline - reported
+    superior = {"E001": "S001", "E002": "S002"}[engineer]
+    alert = {"goal": goal, "deadline": deadline.isoformat(), "responsible": engineer}
+    out = [
+        (reported, tid, "Reported", "C001", {
+            "customer": customer, "site": "Kunming", "contact_phone": "0871-6300000", "product_model": product_model,
+            "symptoms": symptoms, "channel": "phone", "severity": "general", "zone": "A",
+            "deadlines": _iso(policy.deadlines(reported, "general", "A"))}),
+        (reported + timedelta(minutes=5), tid, "Triaged", "S001", {
+            "severity": severity, "zone": zone, "service_category": "free", "deadlines": _iso(deadlines),
+            "previous_deadlines": _iso(policy.deadlines(reported, "general", "A"))}),
+        (reported + timedelta(minutes=10), tid, "Dispatched", superior, {"engineer": engineer, "travel_mode": "taxi"}),
+    ]
+    if "warning" in alarms:
+        out.append((reported + window * 0.75, tid, "SlaWarned", "weibao", {
+            **alert, "level": 0, "to": engineer, "to_name": engineer, "reason": "75% of the window has passed"}))
+    if "breach" in alarms:
+        out.append((deadline + MS, tid, "SlaBreached", "weibao", alert))
+        out.append((deadline + MS, tid, "Escalated", "weibao", {
+            **alert, "level": 1, "to": superior, "to_name": superior, "reason": f"{goal} deadline missed"}))
+    if "leadership" in alarms:
+        out.append((deadline + window / 2 + MS, tid, "Escalated", "weibao", {
+            **alert, "level": 2, "to": "L001", "to_name": "L001", "reason": "still unmet half a window later"}))
+    if arrive:
+        out.append((arrive, tid, "ArrivedOnSite", engineer, {"staff_id_shown": True}))
+    if remote:
+        out.append((remote, tid, "RemoteSessionStarted", engineer, {"customer_consent": True, "consent_by": "IT"}))
+    if resolve:
+        out.append((resolve, tid, "Resolved", engineer, {"cause": cause, "resolution": "replaced the part",
+                                                         "parts_used": ["PSU"], "difficult": False, "summary": None}))
+    if satisfaction:
+        out.append((resolve + timedelta(hours=1), tid, "SignedOff", engineer,
+                    {"signature": "Dr. Li", "satisfaction": satisfaction, "opinion": ""}))
+    if ratings:
+        out.append((resolve + timedelta(hours=2), tid, "Closed", "S001",
+                    {"time_rating": ratings[0], "quality_rating": ratings[1], "comment": ""}))
+    return out
+
+
+KUNMING, YUNNAN, DALI = "Kunming First People's Hospital", "Yunnan Cancer Hospital", "Dali Prefecture Hospital"
+
+# The month. Hours are from the report; deadlines from the window table.
+MONTH = sorted([
+    # T1 critical A (on site 4 h): arrives at 2 h, resolved at 5 h.
+    *ticket_events("T1", KUNMING, "critical", "A", cst(3, 3, 9), "E001", arrive=cst(3, 3, 11), resolve=cst(3, 3, 14),
+                   satisfaction=5, ratings=(5, 4)),
+    # T2 major A (resolved 6 h): arrives at 2 h, resolved at 5 h.
+    *ticket_events("T2", KUNMING, "major", "A", cst(3, 5, 10), "E001", arrive=cst(3, 5, 12), resolve=cst(3, 5, 15),
+                   satisfaction=4, ratings=(4, 5)),
+    # T3 general A (resolved by 3/12 00:00): arrives at 25 h, resolved at 50 h: warned, breached, escalated.
+    *ticket_events("T3", YUNNAN, "general", "A", cst(3, 10, 8), "E001", arrive=cst(3, 11, 9),
+                   resolve=cst(3, 12, 10), satisfaction=2, ratings=(2, 3), alarms=("warning", "breach"),
+                   symptoms="护士站打印机卡纸 nurse station printer jams", cause="worn pickup roller 搓纸轮磨损",
+                   product_model="Printer LX-310"),
+    # T4 critical B (on site 48 h): arrives at 70 h, resolved at 75 h: warned, breached, escalated.
+    *ticket_events("T4", DALI, "critical", "B", cst(3, 20, 12), "E002", arrive=cst(3, 23, 10),
+                   resolve=cst(3, 23, 15), satisfaction=3, ratings=(2, 4), alarms=("warning", "breach")),
+    # T5 general A reported 3/31 20:00, resolved 4/1 01:00 CST (still 3/31 in UTC): an April ticket.
+    *ticket_events("T5", YUNNAN, "general", "A", cst(3, 31, 20), "E002", arrive=cst(3, 31, 23),
+                   resolve=cst(4, 1, 1), satisfaction=5, ratings=(5, 5)),
+    # T6 major A, resolved remotely at 3 h: no arrival.
+    *ticket_events("T6", DALI, "major", "A", cst(3, 25, 9), "E002", remote=cst(3, 25, 10), resolve=cst(3, 25, 12),
+                   satisfaction=5, ratings=(5, 5)),
+    # T7 general A, dispatched, never resolved, no alarm recorded: open.
+    *ticket_events("T7", KUNMING, "general", "A", cst(3, 28, 9), "E001"),
+    # T8 general B (on site 48 h): arrives at 73 h, resolved at 75 h; leadership told at 72 h.
+    *ticket_events("T8", DALI, "general", "B", cst(3, 15, 9), "E002", arrive=cst(3, 18, 10),
+                   resolve=cst(3, 18, 12), satisfaction=1, ratings=(1, 2),
+                   alarms=("warning", "breach", "leadership")),
+], key=lambda e: (e[0], e[1]))
+
+
+def append(app, events) -> None:
+    """Append scripted events in business-time order, each with its own save."""
+    for at, tid, kind, actor, data in events:
+        if kind == "Reported":
+            t = Ticket.report(tid, at=at, actor=actor, command_id=f"ticket-{tid}:report", data=data)
+        else:
+            t = app.get_ticket(tid)
+            t.record(kind, at=at, actor=actor, command_id=f"ticket-{tid}:{t.version + 1}", data=data)
+        app.save(t)
+
+
+def version_of(app, tid: str, kind: str, nth: int = 0) -> int:
+    return [e["version"] for e in app.history(tid) if e["type"] == kind][nth]
+
+
+@pytest.fixture(params=STORES)
+def month(request, use_store):
+    """The scripted month in a fresh store of each kind, caught up: (app, models)."""
+    use_store(request.param)
+    app = open_tickets()
+    append(app, MONTH)
+    models = ReadModels()
+    runner = Runner(app, models, batch_size=7, workers=2)  # many small batches
+    assert runner.catch_up() == len(MONTH)
+    runner.close()
+    yield app, models
+    models.close()
+
+
+def view(models: ReadModels, model: type[ReadModel]):
+    return models.view(model.name)
+
+
+def by(rows: list[dict], key: str) -> dict[Any, dict]:
+    return {r[key]: r for r in rows}
+
+
+# ------------------------------------------------------------------ figures by hand
+
+def test_engineer_scorecard_for_march_matches_the_figures_worked_by_hand(month):
+    app, models = month
+    rows = by(scorecard.engineer_scorecard(view(models, scorecard.EngineerScorecard), "2025-03"), "engineer")
+    assert set(rows) == {"E001", "E002"}
+    e1 = rows["E001"]  # T1, T2, T3 resolved in March; T7 still open
+    assert e1["tickets_handled"] == 3
+    assert (e1["on_site_goals"], e1["on_site_on_time"], e1["on_site_on_time_share"]) == (1, 1, 1.0)  # T1
+    assert (e1["resolved_goals"], e1["resolved_on_time"], e1["resolved_on_time_share"]) == (2, 1, 0.5)  # T2 yes, T3 no
+    assert (e1["hours_to_arrive_median"], e1["hours_to_arrive_p90"]) == (2.0, 25.0)  # 2, 2, 25
+    assert (e1["hours_to_resolve_median"], e1["hours_to_resolve_p90"]) == (5.0, 50.0)  # 5, 5, 50
+    assert (e1["breaches"], e1["escalations_caused"]) == (1, 1)  # T3
+    assert e1["satisfaction_mean"] == round(11 / 3, 4) and e1["satisfaction_count"] == 3  # 5, 4, 2
+    assert (e1["assessed"], e1["time_rating_mean"], e1["quality_rating_mean"]) == (3, round(11 / 3, 4), 4.0)
+    assert e1["department"] == "after_sales"
+
+    e2 = rows["E002"]  # T4, T6, T8 in March; T5 was resolved 4/1 01:00 CST
+    assert e2["tickets_handled"] == 3
+    assert (e2["on_site_goals"], e2["on_site_on_time"], e2["on_site_on_time_share"]) == (2, 0, 0.0)  # T4, T8 late
+    assert (e2["resolved_goals"], e2["resolved_on_time"], e2["resolved_on_time_share"]) == (1, 1, 1.0)  # T6
+    assert (e2["hours_to_arrive_median"], e2["hours_to_arrive_p90"]) == (71.5, 73.0)  # 70, 73 (T6 was remote)
+    assert (e2["hours_to_resolve_median"], e2["hours_to_resolve_p90"]) == (75.0, 75.0)  # 3, 75, 75
+    assert (e2["breaches"], e2["escalations_caused"]) == (2, 3)  # T4, T8; T4 L1, T8 L1 and L2
+    assert e2["satisfaction_mean"] == 3.0  # 3, 5, 1
+    assert (e2["time_rating_mean"], e2["quality_rating_mean"]) == (round(8 / 3, 4), round(11 / 3, 4))
+
+    april = scorecard.engineer_scorecard(view(models, scorecard.EngineerScorecard), "2025-04")
+    assert [(r["engineer"], r["tickets_handled"], r["breaches"]) for r in april] == [("E002", 1, 0)]  # T5
+
+
+def test_every_scorecard_row_links_to_the_events_it_came_from(month):
+    app, models = month
+    rows = by(scorecard.engineer_scorecard(view(models, scorecard.EngineerScorecard), "2025-03"), "engineer")
+    refs = {r["ticket_id"]: r["versions"] for r in rows["E001"]["events"]}
+    assert set(refs) == {"T1", "T2", "T3"}
+    assert version_of(app, "T3", "SlaBreached") in refs["T3"] and version_of(app, "T3", "Resolved") in refs["T3"]
+    assert version_of(app, "T3", "SlaWarned") not in refs["T3"]  # a warning is not a breach
+    assert refs["T1"] == [e["version"] for e in app.history("T1")]  # every T1 event shaped a figure
+
+
+def test_department_accountability_attributes_breaches_and_escalations_through_the_person(month):
+    app, models = month
+    rows = by(departments.department_accountability(view(models, departments.DepartmentAccountability), "2025-03"),
+              "department")
+    assert set(rows) == {"after_sales", "project"}
+    a, p = rows["after_sales"], rows["project"]
+    assert (a["breaches"], a["escalations"], a["leadership_escalations"], a["tickets"]) == (1, 1, 0, 1)
+    assert a["people"] == [{"person": "E001", "name": "Wang Fang (engineer)", "breaches": 1, "escalations": 1}]
+    assert (p["breaches"], p["escalations"], p["leadership_escalations"], p["tickets"]) == (2, 3, 1, 2)
+    assert [(x["person"], x["breaches"], x["escalations"]) for x in p["people"]] == [("E002", 2, 3)]
+    assert {r["ticket_id"] for r in p["events"]} == {"T4", "T8"}
+
+
+def test_sla_compliance_per_customer_counts_met_missed_and_open_windows(month):
+    app, models = month
+    rows = sla_compliance.sla_compliance(view(models, sla_compliance.SlaCompliance), "2025-03")
+    got = {(r["customer"], r["severity"], r["zone"], r["window"]): (r["tickets"], r["met"], r["missed"], r["open"])
+           for r in rows}
+    assert got == {
+        (KUNMING, "critical", "A", "on_site"): (1, 1, 0, 0),  # T1
+        (KUNMING, "major", "A", "resolved"): (1, 1, 0, 0),  # T2
+        (KUNMING, "general", "A", "resolved"): (1, 0, 0, 1),  # T7, open
+        (YUNNAN, "general", "A", "resolved"): (2, 1, 1, 0),  # T3 missed; T5 reported in March, met
+        (DALI, "critical", "B", "on_site"): (1, 0, 1, 0),  # T4
+        (DALI, "general", "B", "on_site"): (1, 0, 1, 0),  # T8
+        (DALI, "major", "A", "resolved"): (1, 1, 0, 0),  # T6
+    }
+    yunnan = sla_compliance.sla_compliance(view(models, sla_compliance.SlaCompliance), "2025-03", customer=YUNNAN)
+    assert [(r["met_share"], r["missed_tickets"]) for r in yunnan] == [(0.5, ["T3"])]
+
+
+def test_escalation_log_lists_every_warning_and_escalation_in_the_period(month):
+    app, models = month
+    log = view(models, escalations.EscalationLog)
+    everything = escalations.escalation_log(log)
+    assert len(everything) == 2 + 2 + 3  # T3 and T4: warning and L1; T8: warning, L1, L2
+    # 3/12 00:00 to 3/22 24:00 CST, as the API reads `from=2025-03-12&to=2025-03-22`
+    start = cst(3, 12, 0).astimezone(timezone.utc).isoformat(timespec="microseconds")
+    end = cst(3, 23, 0).astimezone(timezone.utc).isoformat(timespec="microseconds")
+    rows = escalations.escalation_log(log, start, end)
+    assert [(r["ticket_id"], r["kind"], r["level"], r["target"]) for r in rows] == [
+        ("T3", "escalation", 1, "S001"), ("T8", "warning", 0, "E002"), ("T8", "escalation", 1, "S002"),
+        ("T8", "escalation", 2, "L001"), ("T4", "warning", 0, "E002"), ("T4", "escalation", 1, "S002")]
+    assert rows[0]["events"] == [{"ticket_id": "T3", "versions": [version_of(app, "T3", "Escalated")]}]
+
+
+def test_fault_register_is_searchable_by_words_in_symptoms_and_cause(month):
+    app, models = month
+    register = view(models, faults.FaultRegister)
+    assert len(faults.search_faults(register)) == 7  # every resolved ticket (T7 is open)
+    assert {r["ticket_id"] for r in faults.search_faults(register, "搓纸轮")} == {"T3"}
+    assert {r["ticket_id"] for r in faults.search_faults(register, "PRINTER roller")} == {"T3"}
+    assert {r["ticket_id"] for r in faults.search_faults(register, "psu wards")} == {"T1", "T2", "T4", "T5", "T6",
+                                                                                      "T8"}
+    assert faults.search_faults(register, "printer psu") == []
+    t3 = faults.search_faults(register, "卡纸")[0]
+    assert (t3["product_model"], t3["engineer"], t3["parts_used"]) == ("Printer LX-310", "E001", ["PSU"])
+    assert t3["events"] == [{"ticket_id": "T3", "versions": [version_of(app, "T3", "Resolved")]}]
+
+
+def test_reward_and_penalty_candidates_follow_the_rules_with_their_evidence(month):
+    app, models = month
+    rows = candidates.candidates(view(models, candidates.Candidates), "2025-03")
+    got = {(r["rule"], r["subject"]): r for r in rows}
+    assert set(got) == {("customer_no_breach_no_complaint", KUNMING), ("repeated_breaches", "E002"),
+                        ("escalated_to_leadership", "E002")}
+    assert rows[0]["kind"] == "reward"  # rewards first
+    assert got[("repeated_breaches", "E002")]["figures"] == {"breaches": 2}
+    assert got[("repeated_breaches", "E002")]["events"] == [
+        {"ticket_id": "T4", "versions": [version_of(app, "T4", "SlaBreached")]},
+        {"ticket_id": "T8", "versions": [version_of(app, "T8", "SlaBreached")]}]
+    assert got[("escalated_to_leadership", "E002")]["events"] == [
+        {"ticket_id": "T8", "versions": [version_of(app, "T8", "Escalated", 1)]}]
+    # Rules are data: a stricter one, passed in, picks out E001's single breach too.
+    strict = [{"id": "any_breach", "kind": "penalty", "subject": "staff", "when": [["breaches", ">=", 1]],
+               "evidence": ["breach"]}]
+    assert {r["subject"] for r in candidates.candidates(view(models, candidates.Candidates), "2025-03", strict)} \
+        == {"E001", "E002"}
+
+
+def test_ticket_list_agrees_with_the_aggregates_own_fold(month):
+    app, models = month
+    rows = by(ticket_list.list_tickets(limit=100, view=view(models, ticket_list.TicketList)), "ticket_id")
+    assert set(rows) == {f"T{i}" for i in range(1, 9)}
+    for tid, row in rows.items():
+        state = app.get_ticket(tid).state
+        assert (row["status"], row["assignee"], row["severity"], row["zone"], row["version"]) == (
+            state.status, state.assignee, state.severity, state.zone, state.version), tid
+        assert row["breached"] == bool(state.breaches), tid
+        assert row["deadlines"] == {g: d.astimezone(timezone.utc).isoformat(timespec="microseconds")
+                                    for g, d in state.deadlines.items()}, tid
+    v = view(models, ticket_list.TicketList)
+    assert [r["ticket_id"] for r in ticket_list.list_tickets(status="dispatched", view=v)] == ["T7"]
+    assert {r["ticket_id"] for r in ticket_list.list_tickets(breached=True, view=v)} == {"T3", "T4", "T8"}
+    assert {r["ticket_id"] for r in ticket_list.list_tickets(assignee="E002", breached=False, view=v)} == {"T5", "T6"}
+    newest = ticket_list.list_tickets(limit=2, offset=1, view=v)
+    assert [r["ticket_id"] for r in newest] == ["T7", "T6"]  # newest report first: T5, T7, T6, ...
+
+
+# ------------------------------------------------------------------ rebuild and atomicity
+
+def snapshot(models: ReadModels) -> dict[str, list[dict]]:
+    """Every read model table, rows sorted, without anything that depends on batching."""
+    out = {}
+    for name, p in models.projections.items():
+        for table in p.tables():
+            key = ", ".join(table.key)
+            out[table.name] = p.view.query(f"SELECT * FROM {table.name} ORDER BY {key}")
+    return out
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_rebuild_from_zero_equals_the_incremental_result(use_store, kind):
+    use_store(kind)
+    app = open_tickets()
+    models = ReadModels()
+    runner = Runner(app, models, batch_size=4, workers=1)
+    for i in range(0, len(MONTH), 9):  # events arrive while the runner catches up, in small batches
+        append(app, MONTH[i:i + 9])
+        runner.step()
+    runner.catch_up()
+    runner.close()
+    incremental = snapshot(models)
+    assert sum(len(rows) for rows in incremental.values()) > 0
+    for name in models.projections:
+        models.reset(name)
+    assert all(rows == [] for rows in snapshot(models).values())
+    assert all(pos is None for pos in models.positions().values())
+    rebuilt = Runner(app, ReadModels(), batch_size=10_000, workers=4)  # a fresh process, one batch
+    assert rebuilt.catch_up() == len(MONTH)
+    rebuilt.close()
+    assert snapshot(models) == incremental
+    models.close()
+
+
+class BrokenEscalationLog(EscalationLog):
+    """The escalation log with a bug: it cannot apply a warning."""
+
+    name = "escalation_log"
+
+    def _handler(self, cls: type) -> Any:
+        handler = super()._handler(cls)
+        if cls is Ticket.SlaWarned:
+            handler = self._handlers[cls] = self.fail
+        return handler
+
+    @staticmethod
+    def fail(self: Any, event: Any, batch: Any) -> None:
+        raise RuntimeError("a bug in a handler")
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_batch_that_fails_writes_nothing_and_moves_no_position(use_store, kind):
+    use_store(kind)
+    app = open_tickets()
+    append(app, MONTH[:20])
+    warnings = sum(1 for e in MONTH[:20] if e[2] == "SlaWarned")
+    assert warnings
+    models = ReadModels(models=(ticket_list.TicketList, BrokenEscalationLog))
+    runner = Runner(app, models, batch_size=100, workers=2)
+    runner.catch_up()
+    assert set(runner.failed) == {"escalation_log"}
+    assert models.positions() == {"ticket_list": 20, "escalation_log": None}  # the others go on
+    assert models.view("escalation_log").query("SELECT * FROM escalation_tickets") == []  # rolled back whole
+    runner.close()
+    fixed = ReadModels()  # the bug fixed and the runner restarted: it resumes where the position stands
+    again = Runner(app, fixed, batch_size=100, workers=2)
+    again.catch_up()
+    assert not again.failed and set(fixed.positions().values()) == {20}
+    assert len([r for r in escalations.escalation_log(fixed.view("escalation_log")) if r["kind"] == "warning"]) \
+        == warnings
+    again.close(), models.close(), fixed.close()
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_two_runners_racing_apply_each_event_once(use_store, kind):
+    """The position moves by compare-and-set in the batch's transaction: a second
+    runner (another process, a rebuild) can never apply a batch the first applied."""
+    use_store(kind)
+    app = open_tickets()
+    append(app, MONTH)
+    first, second = ReadModels(), ReadModels()
+    a = Runner(app, first, batch_size=5, workers=1)
+    b = Runner(open_tickets(), second, batch_size=8, workers=1)
+    while a.step() + b.step():
+        pass
+    a.catch_up(), b.catch_up()
+    assert not a.failed and not b.failed
+    raced = snapshot(first)
+    for name in first.projections:
+        first.reset(name)
+    Runner(app, first, batch_size=1000, workers=1).catch_up()
+    assert snapshot(first) == raced
+    assert len(escalations.escalation_log(first.view("escalation_log"))) == 7
+    first.close(), second.close()
+
+
+def test_the_librarys_one_event_projection_runner_drives_a_read_model_too(use_store):
+    """`process_event` keeps the library's contract (one event, tracked): eventsourcing's
+    own ProjectionRunner can run a read model, on PostgreSQL (SQLite cannot subscribe)."""
+    from eventsourcing.projection import ProjectionRunner
+
+    from activities.store import Tickets, store_env
+    from projections.base import PostgresReadModelView
+
+    use_store("postgres")
+    app = open_tickets()
+    append(app, MONTH[:30])
+
+    class OneByOne(EscalationLog):
+        name = "escalation_log"
+
+    class EscalationLogView(PostgresReadModelView):
+        tables = EscalationLog.tables()
+
+    with ProjectionRunner(application_class=Tickets, projection_class=OneByOne, view_class=EscalationLogView,
+                          env=store_env("postgres")) as runner:
+        runner.wait(app.recorder.max_notification_id(), timeout=20)
+        rows = escalations.escalation_log(runner.projection.view)
+    assert len(rows) == sum(1 for e in MONTH[:30] if e[2] in ("SlaWarned", "Escalated"))
+
+
+@pytest.mark.parametrize("kind,poll", [("postgres", 30.0), ("sqlite", 0.2)])
+def test_a_running_runner_applies_new_events_promptly(use_store, kind, poll):
+    """PostgreSQL wakes the runner by NOTIFY (the 30 s poll never comes into it);
+    SQLite cannot notify, so the runner polls."""
+    import threading
+    import time
+
+    use_store(kind)
+    app = open_tickets()
+    append(app, MONTH[:10])
+    models = ReadModels()
+    runner = Runner(app, models, batch_size=100)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,), kwargs={"poll_interval": poll})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while models.positions()["ticket_list"] != 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # idle now: waiting on NOTIFY or the poll
+        started = time.monotonic()
+        append(open_tickets(), MONTH[10:11])  # another process's append
+        while models.positions()["ticket_list"] != 11 and time.monotonic() - started < 10:
+            time.sleep(0.02)
+        assert models.positions()["ticket_list"] == 11
+        assert time.monotonic() - started < 3
+    finally:
+        stop.set()
+        thread.join(timeout=poll + 5)
+        runner.close(), models.close()
+
+
+def test_complaints_weigh_in_the_candidates_against_the_person_found_responsible(use_store):
+    """A complaint (its own case in the same store) ends a customer's clean month,
+    counts against the person and department a reply found responsible, and a
+    valuable suggestion is a reward (§九.C.6-7)."""
+    complaint = pytest.importorskip("domain.complaint")
+    use_store("sqlite")
+    app = open_tickets()
+    append(app, MONTH)
+    c = complaint.Complaint.open("C1", at=cst(3, 6, 9), actor="C001", command_id="complaint-C1:register", data={
+        "customer": KUNMING, "contact": "0871-6300000", "channel": "phone", "category": "service_attitude",
+        "description": "the engineer was rude", "about_person": "E001"})
+    c.record("Replied", at=cst(3, 6, 15), actor="M001", command_id="complaint-C1:reply", data={
+        "reply": "we apologise", "substantiated": True, "responsible_person": "E001",
+        "responsible_department": "after_sales"})
+    c.record("Closed", at=cst(3, 7, 9), actor="C001", command_id="complaint-C1:close",
+             data={"satisfaction": 4, "valuable_suggestion": True})
+    app.save(c)
+    models = ReadModels()
+    runner = Runner(app, models)
+    runner.catch_up()
+    runner.close()
+    assert not runner.failed
+    got = {(r["rule"], r["subject"]): r for r in candidates.candidates(models.view("candidates"), "2025-03")}
+    assert ("customer_no_breach_no_complaint", KUNMING) not in got
+    assert got[("valuable_suggestion", KUNMING)]["events"] == [{"complaint_id": "C1", "versions": [3]}]
+    assert got[("substantiated_complaint", "E001")]["events"] == [{"complaint_id": "C1", "versions": [2]}]
+    assert ("department_substantiated_complaint", "after_sales") in got
+    assert len(ticket_list.list_tickets(view=models.view("ticket_list"))) == 8  # a complaint is no ticket
+    models.close()
