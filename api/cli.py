@@ -2,6 +2,10 @@
 
     weibao run        start the Temporal dev server (SQLite file, WAL), the worker and
                       the other processes, print where they are; Ctrl-C stops them all
+    weibao token STAFF_ID            issue an API bearer token (printed once, only its hash kept)
+    weibao token --revoke STAFF_ID   revoke every token of that staff member
+    weibao projections status        each read model's position and lag behind the event store
+    weibao projections rebuild NAME  rebuild one read model from the first event
 """
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ def processes() -> list[tuple[str, list[str]]]:
     root = str(config.ROOT)
     return [
         ("worker", [py, os.path.join(root, "worker.py")]),
+        ("api", [py, "-m", "api"]),
+        ("projections", [py, "-m", "projections"]),
     ]
 
 
@@ -79,6 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"weibao: event store {config.store_kind()} "
               f"({config.sqlite_path() if config.store_kind() == 'sqlite' else config.postgres()['POSTGRES_HOST']}); "
               "Ctrl-C stops everything", flush=True)
+        print(f"weibao: API at {api_url()} (docs at {api_url()}/docs; `weibao token STAFF_ID` for a token)",
+              flush=True)
         while True:
             for name, p in children:
                 if p.poll() is not None:
@@ -92,6 +100,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         stop()
 
 
+def api_url() -> str:
+    return f"http://{config.env('WEIBAO_API_HOST', '127.0.0.1')}:{config.env('WEIBAO_API_PORT', '8000')}"
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from api.auth import Tokens
+    from api.db import Database
+
+    staff = config.load_org().get(args.staff_id)
+    if staff is None and not args.revoke:
+        print(f"weibao: {args.staff_id} is not on the staff of {config.org_file()}", file=sys.stderr)
+        return 2
+    db = Database()
+    try:
+        tokens = Tokens(db)
+        if args.revoke:
+            n = tokens.revoke(args.staff_id)
+            print(f"weibao: revoked {n} token(s) of {args.staff_id}", file=sys.stderr)
+            return 0
+        token = tokens.issue(staff.id)
+    finally:
+        db.close()
+    print(f"weibao: token for {staff.id} ({staff.name}, {staff.role}); it is shown only this once",
+          file=sys.stderr)
+    print(token)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="weibao", description="weibao (维保) service desk")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-dev-server", action="store_true", help="use the Temporal at TEMPORAL_ADDRESS")
     run.add_argument("--ui-port", type=int, default=int(config.env("WEIBAO_TEMPORAL_UI_PORT", "8233")))
     run.set_defaults(func=cmd_run)
+    token = sub.add_parser("token", help="issue (or --revoke) an API bearer token for a staff member")
+    token.add_argument("staff_id", metavar="STAFF_ID", help="a staff id of the org file (WEIBAO_ORG_FILE)")
+    token.add_argument("--revoke", action="store_true", help="revoke every token of STAFF_ID")
+    token.set_defaults(func=cmd_token)
+    from projections.cli import add_parser as add_projections_parser
+    add_projections_parser(sub)  # weibao projections status | rebuild NAME
     return parser
 
 

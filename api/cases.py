@@ -1,0 +1,434 @@
+"""HTTP routes for complaints (§九.C), returns/exchanges (§九.D), maintenance plans and
+their visits (§八.7-10): `router`, for the app to include.
+
+Thin, like the ticket routes: authenticate, ask `domain.case_permissions`, forward the
+registration (update-with-start) or the step (an Update) to the case's workflow, and
+answer with the Update's own result. Reads come from the event store (the case's
+aggregate, the one fold), so a closed case reads the same as an open one. Every 4xx
+is `{"error", "detail", "field"}` (api.errors): 409 a step not legal now, 422 a bad
+field, 404 an unknown case or step.
+
+Authentication is the app's own `api.app.current_staff` (bearer tokens), called
+through `current_staff` below: api.app includes this router, so it is looked up when
+a request comes rather than imported at load.
+
+Windows are data (domain.*_rules); WEIBAO_COMPLAINT_WINDOWS, WEIBAO_RETURN_WINDOWS
+and WEIBAO_INSPECTION_WINDOWS override them, e.g. "acknowledged=1h,replied=12h"."""
+import uuid
+from datetime import timedelta
+from functools import cache
+from typing import Annotated, Any, Callable
+
+from eventsourcing.application import AggregateNotFoundError
+from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from temporalio.client import (WithStartWorkflowOperation, WorkflowUpdateFailedError,
+                               WorkflowUpdateRPCTimeoutOrCancelledError)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities import config
+from activities.cases import case_history, get_case
+from api.errors import ApiError, ErrorBody, forbidden, not_found
+from api.idempotency import KeyReused, fingerprint
+from api.models import HistoryEvent
+from domain import case_permissions as may
+from domain import chain, complaint_rules, inspection_rules, maintenance, return_rules
+from domain.casework import parse_windows
+from domain.complaint_rules import ComplaintState, RegisterComplaint
+from domain.inspection_rules import InspectionState
+from domain.maintenance import PlanState, StartPlan
+from domain.org import Staff
+from domain.permissions import Decision
+from domain.return_rules import RequestReturn, ReturnState
+from workflows.case_messages import CaseStart, PlanCommand, PlanStart, RegisterCommand, RequestCommand, StepCommand
+from workflows.complaint import ComplaintWorkflow, complaint_workflow_id
+from workflows.inspection import InspectionWorkflow, inspection_workflow_id
+from workflows.plan import PlanWorkflow, plan_workflow_id
+from workflows.returns import ReturnWorkflow, return_workflow_id
+
+router = APIRouter()
+
+# --- dependencies ----------------------------------------------------------------------
+
+bearer = HTTPBearer(auto_error=False, description="a token printed by `weibao token STAFF_ID`")
+
+
+def get_services(request: Request) -> Any:
+    """api.app.Services: client, tickets (the event store), org, keys, task_queue."""
+    return request.app.state.services
+
+
+Svc = Annotated[Any, Depends(get_services)]
+
+
+async def current_staff(request: Request,
+                        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Staff:
+    """The caller, authenticated by the app's bearer tokens (api.app.current_staff)."""
+    from api import app as api_app  # api.app includes this router
+
+    return await api_app.current_staff(request, get_services(request), creds)
+
+
+CurrentStaff = Annotated[Staff, Depends(current_staff)]
+CaseId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=200,
+    description="retry safely: the same key and body answer the first answer and record nothing new")]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in (
+        (401, "no token, or an unknown or revoked one"), (403, "the role does not allow it"),
+        (404, "no such case"), (409, "not legal in the case's current state, or an Idempotency-Key reused"),
+        (422, "malformed request; `field` names the culprit"), (503, "Temporal did not answer; retry"))
+}
+
+
+# --- answers -----------------------------------------------------------------------------
+
+class ComplaintCreated(BaseModel):
+    complaint_id: str
+    state: ComplaintState
+
+
+class ReturnCreated(BaseModel):
+    return_id: str
+    state: ReturnState
+
+
+class CaseHistory(BaseModel):
+    kind: str
+    case_id: str
+    intact: bool = Field(description="every event's hash and link match (domain.chain)")
+    events: list[HistoryEvent]
+
+
+# --- configuration -------------------------------------------------------------------------
+
+@cache
+def _windows(var: str, text: str, table: tuple[tuple[str, timedelta], ...]) -> dict[str, timedelta] | None:
+    if not text:
+        return None
+    try:
+        return parse_windows(text, dict(table))
+    except ValueError as e:
+        raise ValueError(f"{var}: {e}") from None
+
+
+def configured_windows(var: str, table: dict[str, timedelta]) -> dict[str, timedelta] | None:
+    """The window overrides of environment variable `var` (None: the table as it is)."""
+    return _windows(var, config.env(var, ""), tuple(table.items()))
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _require(decision: Decision) -> None:
+    if not decision:
+        if decision.invalid:
+            raise ApiError(422, "invalid", f"{decision.field}: {decision.reason}", decision.field)
+        raise forbidden(decision.reason, decision.field)
+
+
+def _refusal(e: Exception, what: str) -> ApiError:
+    """A refusal from the workflow (or Temporal) as the HTTP answer it stands for."""
+    if isinstance(e, WorkflowUpdateFailedError):
+        cause: BaseException | None = e
+        while cause is not None and not isinstance(cause, ApplicationError):
+            cause = getattr(cause, "cause", None) or cause.__cause__
+        if cause is not None:
+            details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+            if cause.type == "IllegalStep":
+                return ApiError(409, "illegal_step", cause.message)
+            if cause.type == "InvalidStepData":
+                return ApiError(422, "invalid", cause.message, details.get("field"))
+            if cause.type == "UnknownStep":
+                return not_found(cause.message, "step")
+            if cause.type in ("Conflict", "NoDepartment"):
+                return ApiError(409, "conflict", cause.message)
+        return ApiError(503, "unavailable", f"{what}: the step could not be recorded now; try again")
+    if isinstance(e, RPCError) and e.status == RPCStatusCode.NOT_FOUND:
+        return ApiError(409, "illegal_step", f"{what} is finished: its workflow takes no more steps")
+    if isinstance(e, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return ApiError(503, "unavailable", f"{what}: no answer in time; retry with the same Idempotency-Key")
+    return ApiError(503, "unavailable", f"Temporal is unavailable: {e}")
+
+
+async def _state(svc: Any, kind: str, case_id: str) -> Any:
+    try:
+        case = await run_in_threadpool(get_case, svc.tickets, kind, case_id)
+    except AggregateNotFoundError:
+        raise not_found(f"no {kind} {case_id}") from None
+    return case.state
+
+
+async def _idempotent(svc: Any, staff: Staff, key: str | None, path: str, body: Any, status: int,
+                      run: Callable[[str | None], Any]) -> JSONResponse:
+    """Run `run(token)` once per Idempotency-Key (token None without one); a repeat gets
+    the first answer, a refusal releases the key for a corrected request."""
+    claim = None
+    if key is not None:
+        try:
+            claim = await run_in_threadpool(svc.keys.claim, staff.id, key, fingerprint("POST", path, body))
+        except KeyReused:
+            raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was already used for a different "
+                                                          "request; use a new key", "Idempotency-Key") from None
+        if claim.status is not None:
+            return JSONResponse(claim.response, status_code=claim.status)
+    try:
+        answer = await run(claim.token if claim else None)
+    except ApiError:
+        if claim is not None:
+            await run_in_threadpool(svc.keys.release, claim)
+        raise
+    if claim is not None:
+        await run_in_threadpool(svc.keys.complete, claim, status, answer)
+    return JSONResponse(answer, status_code=status)
+
+
+async def _start(svc: Any, what: str, op: WithStartWorkflowOperation, update: Any, arg: Any, update_id: str) -> Any:
+    try:
+        return await svc.client.execute_update_with_start_workflow(update, arg, start_workflow_operation=op,
+                                                                   id=update_id)
+    except (WorkflowUpdateFailedError, RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as e:
+        raise _refusal(e, what) from None
+
+
+async def _step(svc: Any, what: str, workflow_id: str, update: Any, cmd: StepCommand, token: str | None) -> Any:
+    handle = svc.client.get_workflow_handle(workflow_id)
+    try:
+        return await handle.execute_update(update, cmd, id=f"idem-{token}" if token else None)
+    except (WorkflowUpdateFailedError, RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as e:
+        raise _refusal(e, what) from None
+
+
+async def _history(svc: Any, staff: Staff, kind: str, case_id: str) -> dict[str, Any]:
+    _require(may.may_read(staff, kind))
+    events = await run_in_threadpool(case_history, svc.tickets, kind, case_id)
+    if not events:
+        raise not_found(f"no {kind} {case_id}")
+    return CaseHistory(kind=kind, case_id=case_id, intact=chain.verify(events) is None, events=[
+        HistoryEvent(**{**e, "data": may.mask(staff, e["data"])}) for e in events]).model_dump(mode="json")
+
+
+def _answer(staff: Staff, state: BaseModel) -> dict[str, Any]:
+    return may.mask(staff, state.model_dump(mode="json"))
+
+
+# --- complaints (§九.C) -----------------------------------------------------------------------
+
+@router.post("/complaints", status_code=201, response_model=ComplaintCreated, responses=ERRORS, tags=["complaints"])
+async def register_complaint(body: RegisterComplaint, staff: CurrentStaff, svc: Svc,
+                             idempotency_key: IdempotencyKey = None) -> Any:
+    """登记: an intake clerk registers a complaint or opinion; routed by its category."""
+    _require(may.may_register(staff, "complaint"))
+
+    async def run(token: str | None) -> dict[str, Any]:
+        cid = f"c{token[:15]}" if token else f"c{uuid.uuid4().hex[:15]}"
+        op = WithStartWorkflowOperation(
+            ComplaintWorkflow.run,
+            CaseStart(case_id=cid, windows=configured_windows("WEIBAO_COMPLAINT_WINDOWS", complaint_rules.WINDOWS)),
+            id=complaint_workflow_id(cid), task_queue=svc.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        state = await _start(svc, f"complaint {cid}", op, ComplaintWorkflow.register,
+                             RegisterCommand(actor=staff.id, complaint=body), "register")
+        return {"complaint_id": cid, "state": _answer(staff, state)}
+
+    return await _idempotent(svc, staff, idempotency_key, "/complaints", body.model_dump(mode="json"), 201, run)
+
+
+@router.get("/complaints/{case_id}", response_model=ComplaintState, responses=ERRORS, tags=["complaints"])
+async def get_complaint(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
+    """The complaint now: routing, windows, acknowledgement, escalations, reply, outcome."""
+    _require(may.may_read(staff, "complaint"))
+    return _answer(staff, await _state(svc, "complaint", case_id))
+
+
+@router.get("/complaints/{case_id}/history", response_model=CaseHistory, responses=ERRORS, tags=["complaints"])
+async def complaint_history(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
+    """The recorded events in order, business time `at`, actor, hash chain."""
+    return await _history(svc, staff, "complaint", case_id)
+
+
+def _complaint_step(step: str, model: type[BaseModel]) -> None:
+    async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
+                    idempotency_key: IdempotencyKey = None) -> Any:
+        _require(may.may_step(staff, "complaint", step))
+        await _state(svc, "complaint", case_id)
+        data = body.model_dump(mode="json")
+
+        async def run(token: str | None) -> dict[str, Any]:
+            state = await _step(svc, f"complaint {case_id}", complaint_workflow_id(case_id), ComplaintWorkflow.step,
+                                StepCommand(step=step, actor=staff.id, data=data), token)
+            return _answer(staff, state)
+
+        return await _idempotent(svc, staff, idempotency_key, f"/complaints/{case_id}/steps/{step}", data, 200, run)
+
+    route.__doc__ = (model.__doc__ or step).strip()
+    router.post(f"/complaints/{{case_id}}/steps/{step}", response_model=ComplaintState, responses=ERRORS,
+                tags=["complaints"], name=f"complaint_{step}", summary=f"complaint step: {step}")(route)
+
+
+for _name, (_, _model) in complaint_rules.STEPS.items():
+    _complaint_step(_name, _model)
+
+
+# --- returns and exchanges (§九.D) ----------------------------------------------------------
+
+@router.post("/returns", status_code=201, response_model=ReturnCreated, responses=ERRORS, tags=["returns"])
+async def request_return(body: RequestReturn, staff: CurrentStaff, svc: Svc,
+                         idempotency_key: IdempotencyKey = None) -> Any:
+    """退换货申请: answers with the eligibility decision (return, exchange, repair or refused)."""
+    _require(may.may_register(staff, "return"))
+
+    async def run(token: str | None) -> dict[str, Any]:
+        rid = f"r{token[:15]}" if token else f"r{uuid.uuid4().hex[:15]}"
+        handoffs = {g: w for g, (_, w) in return_rules.HANDOFFS.items()}
+        op = WithStartWorkflowOperation(
+            ReturnWorkflow.run, CaseStart(case_id=rid, windows=configured_windows("WEIBAO_RETURN_WINDOWS", handoffs)),
+            id=return_workflow_id(rid), task_queue=svc.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        state = await _start(svc, f"return {rid}", op, ReturnWorkflow.request,
+                             RequestCommand(actor=staff.id, request=body), "request")
+        return {"return_id": rid, "state": _answer(staff, state)}
+
+    return await _idempotent(svc, staff, idempotency_key, "/returns", body.model_dump(mode="json"), 201, run)
+
+
+@router.get("/returns/{case_id}", response_model=ReturnState, responses=ERRORS, tags=["returns"])
+async def get_return(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
+    """The return/exchange now: decision, open hand-off and its window, root cause."""
+    _require(may.may_read(staff, "return"))
+    return _answer(staff, await _state(svc, "return", case_id))
+
+
+@router.get("/returns/{case_id}/history", response_model=CaseHistory, responses=ERRORS, tags=["returns"])
+async def return_history(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
+    return await _history(svc, staff, "return", case_id)
+
+
+def _return_step(step: str, model: type[BaseModel]) -> None:
+    async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
+                    idempotency_key: IdempotencyKey = None) -> Any:
+        state: ReturnState = await _state(svc, "return", case_id)
+        window = state.windows.get(state.stage or "")
+        _require(may.may_step(staff, "return", step, window.department if window else None))
+        data = body.model_dump(mode="json")
+
+        async def run(token: str | None) -> dict[str, Any]:
+            state = await _step(svc, f"return {case_id}", return_workflow_id(case_id), ReturnWorkflow.step,
+                                StepCommand(step=step, actor=staff.id, data=data), token)
+            return _answer(staff, state)
+
+        return await _idempotent(svc, staff, idempotency_key, f"/returns/{case_id}/steps/{step}", data, 200, run)
+
+    route.__doc__ = (model.__doc__ or step).strip()
+    router.post(f"/returns/{{case_id}}/steps/{step}", response_model=ReturnState, responses=ERRORS,
+                tags=["returns"], name=f"return_{step}", summary=f"return step: {step}")(route)
+
+
+for _name, (_, _model, _) in return_rules.STEPS.items():
+    _return_step(_name, _model)
+
+
+# --- maintenance plans (§八.7-10) -------------------------------------------------------------
+
+@router.post("/contracts/{contract_id}/plan", status_code=201, response_model=PlanState, responses=ERRORS,
+             tags=["maintenance"])
+async def start_plan(contract_id: CaseId, body: StartPlan, staff: CurrentStaff, svc: Svc,
+                     idempotency_key: IdempotencyKey = None) -> Any:
+    """Start the contract's plan from its delivery date: monthly follow-ups, monthly or
+    quarterly inspections, key equipment every 6 months, a full check every 12."""
+    _require(may.may_plan(staff))
+
+    async def run(token: str | None) -> dict[str, Any]:
+        op = WithStartWorkflowOperation(
+            PlanWorkflow.run,
+            PlanStart(contract_id=contract_id,
+                      windows=configured_windows("WEIBAO_INSPECTION_WINDOWS", inspection_rules.WINDOWS)),
+            id=plan_workflow_id(contract_id), task_queue=svc.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        # a fresh Update id: a second start of a running plan is refused, not deduplicated
+        state = await _start(svc, f"the plan of contract {contract_id}", op, PlanWorkflow.start,
+                             PlanCommand(actor=staff.id, plan=body), f"start-{token or uuid.uuid4().hex}")
+        return _answer(staff, state)
+
+    return await _idempotent(svc, staff, idempotency_key, f"/contracts/{contract_id}/plan",
+                             body.model_dump(mode="json"), 201, run)
+
+
+@router.get("/contracts/{contract_id}/plan", response_model=PlanState, responses=ERRORS, tags=["maintenance"])
+async def get_plan(contract_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
+    """The plan: settings, the next month due, visits so far per kind, the latest visits."""
+    _require(may.may_read(staff, "plan"))
+    return _answer(staff, await _state(svc, "plan", contract_id))
+
+
+@router.get("/contracts/{contract_id}/plan/history", response_model=CaseHistory, responses=ERRORS, tags=["maintenance"])
+async def plan_history(contract_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
+    return await _history(svc, staff, "plan", contract_id)
+
+
+def _plan_step(step: str, model: type[BaseModel]) -> None:
+    async def route(contract_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
+                    idempotency_key: IdempotencyKey = None) -> Any:
+        _require(may.may_plan(staff))
+        await _state(svc, "plan", contract_id)
+        data = body.model_dump(mode="json")
+
+        async def run(token: str | None) -> dict[str, Any]:
+            state = await _step(svc, f"the plan of contract {contract_id}", plan_workflow_id(contract_id),
+                                PlanWorkflow.step, StepCommand(step=step, actor=staff.id, data=data), token)
+            return _answer(staff, state)
+
+        return await _idempotent(svc, staff, idempotency_key, f"/contracts/{contract_id}/plan/steps/{step}", data, 200,
+                                 run)
+
+    route.__doc__ = (model.__doc__ or step).strip()
+    router.post(f"/contracts/{{contract_id}}/plan/steps/{step}", response_model=PlanState, responses=ERRORS,
+                tags=["maintenance"], name=f"plan_{step}", summary=f"plan step: {step}")(route)
+
+
+for _name, (_, _model) in maintenance.STEPS.items():
+    _plan_step(_name, _model)
+
+
+# --- inspections and follow-ups ------------------------------------------------------------------
+
+@router.get("/inspections/{case_id}", response_model=InspectionState, responses=ERRORS, tags=["maintenance"])
+async def get_inspection(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
+    """A visit: kind, due day and window, team, customer staff and training, findings,
+    replacement recommendations, tickets opened."""
+    _require(may.may_read(staff, "inspection"))
+    return _answer(staff, await _state(svc, "inspection", case_id))
+
+
+@router.get("/inspections/{case_id}/history", response_model=CaseHistory, responses=ERRORS, tags=["maintenance"])
+async def inspection_history(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
+    return await _history(svc, staff, "inspection", case_id)
+
+
+def _inspection_step(step: str, model: type[BaseModel]) -> None:
+    async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
+                    idempotency_key: IdempotencyKey = None) -> Any:
+        state: InspectionState = await _state(svc, "inspection", case_id)
+        _require(may.may_visit_step(staff, step, state.responsible, state.team))
+        data = body.model_dump(mode="json")
+
+        async def run(token: str | None) -> dict[str, Any]:
+            state = await _step(svc, f"inspection {case_id}", inspection_workflow_id(case_id),
+                                InspectionWorkflow.step, StepCommand(step=step, actor=staff.id, data=data), token)
+            return _answer(staff, state)
+
+        return await _idempotent(svc, staff, idempotency_key, f"/inspections/{case_id}/steps/{step}", data, 200, run)
+
+    route.__doc__ = (model.__doc__ or step).strip()
+    router.post(f"/inspections/{{case_id}}/steps/{step}", response_model=InspectionState, responses=ERRORS,
+                tags=["maintenance"], name=f"inspection_{step}", summary=f"inspection step: {step}")(route)
+
+
+for _name, (_, _model) in inspection_rules.STEPS.items():
+    _inspection_step(_name, _model)

@@ -1,0 +1,102 @@
+"""What the API answers, beside `domain.lifecycle.TicketState`, and the replay of a
+ticket's state from its recorded events (the one fold, `lifecycle.evolve`)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from activities.store import Tickets
+from domain import lifecycle
+from domain.lifecycle import TicketState
+from domain.ticket import ticket_uuid
+
+
+class TicketCreated(BaseModel):
+    ticket_id: str
+    state: TicketState
+
+
+class HistoryEvent(BaseModel):
+    version: int
+    type: str
+    at: datetime = Field(description="business time: when it happened (the workflow clock)")
+    actor: str
+    data: dict[str, Any]
+    recorded_at: datetime = Field(description="when the event store recorded it")
+    command_id: str
+    prev_hash: str
+    hash: str
+
+
+class History(BaseModel):
+    ticket_id: str
+    events: list[HistoryEvent]
+
+
+class Verification(BaseModel):
+    ticket_id: str
+    intact: bool
+    versions: int
+    first_bad_version: int | None = Field(description="the first version whose hash or link does not match")
+    detail: str
+
+
+class TicketSummary(BaseModel):
+    ticket_id: str
+    status: str
+    customer: str | None = None
+    site: str | None = None
+    product_model: str | None = None
+    channel: str | None = None
+    received_by: str | None = None
+    severity: str | None = None
+    zone: str | None = None
+    service_category: str | None = None
+    supervisor: str | None = None
+    assignee: str | None = None
+    reported_at: datetime | None = None
+    deadlines: dict[str, datetime] = Field(default_factory=dict)
+    met: dict[str, datetime] = Field(default_factory=dict)
+    breached: bool = False
+    breached_goals: list[str] = Field(default_factory=list)
+    escalation_level: int = 0
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    version: int = 0
+
+
+class TicketPage(BaseModel):
+    items: list[TicketSummary]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="offset of the next page, null on the last")
+
+
+def read_history(tickets: Tickets, ticket_id: str) -> tuple[list[dict[str, Any]], int | None]:
+    """The ticket's events in order, as dicts, and the version of the first stored
+    event that cannot even be decoded (None when all can)."""
+    out: list[dict[str, Any]] = []
+    for stored in tickets.recorder.select_events(ticket_uuid(ticket_id)):
+        try:
+            e = tickets.mapper.to_domain_event(stored)
+        except Exception:  # a damaged row: verify names it, reads refuse to fold past it
+            return out, stored.originator_version
+        out.append({
+            "ticket": str(e.originator_id), "version": e.originator_version, "type": type(e).__name__,
+            "at": e.at, "actor": e.actor, "command_id": e.command_id, "data": e.data,
+            "prev_hash": e.prev_hash, "hash": e.hash, "recorded_at": e.timestamp,
+        })
+    return out, None
+
+
+def replay(ticket_id: str, events: list[dict[str, Any]], *, version: int | None = None,
+           as_of: datetime | None = None) -> TicketState:
+    """The state after the events up to `version`, or up to business time `as_of`."""
+    state = TicketState(ticket_id=ticket_id)
+    for e in events:
+        if (version is not None and e["version"] > version) or (as_of is not None and e["at"] > as_of):
+            break
+        state = lifecycle.evolve(state, e["type"], e["data"], e["at"], e["actor"])
+    return state
