@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import config
+from activities.cases import cases_for_ticket
 from activities.store import Tickets, open_tickets
 from activities.temporal import connect
 from api import errors
@@ -356,8 +357,10 @@ def create_app(services: Services | None = None) -> FastAPI:
         """The recorded domain events in order, with business time `at` and recording time."""
         events, damaged = await _history(svc, ticket_id, staff)
         _undamaged(ticket_id, damaged)
+        linked = await svc.io(cases_for_ticket, svc.tickets, ticket_id)
         return {"ticket_id": ticket_id, "events": [
-            HistoryEvent(**{**e, "data": permissions.mask(staff, e["data"])}) for e in events]}
+            HistoryEvent(**{**e, "data": permissions.mask(staff, e["data"])}) for e in events],
+            "linked_cases": linked}
 
     @app.get("/tickets/{ticket_id}/verify", response_model=Verification, responses=ERRORS, tags=["tickets"])
     async def verify(ticket_id: TicketId, staff: CurrentStaff, svc: Svc) -> Any:

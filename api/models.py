@@ -30,9 +30,19 @@ class HistoryEvent(BaseModel):
     hash: str
 
 
+class LinkedCase(BaseModel):
+    kind: str = Field(description="complaint, return or inspection")
+    case_id: str
+    event: str
+    at: datetime
+    actor: str
+
+
 class History(BaseModel):
     ticket_id: str
     events: list[HistoryEvent]
+    linked_cases: list[LinkedCase] = Field(
+        default_factory=list, description="complaints, returns and inspections that name this ticket")
 
 
 class Verification(BaseModel):

@@ -1,7 +1,9 @@
 """Department accountability (责任追究), per department per month: the breaches and
-escalations attributed to it through the person responsible when each was recorded
-(§五.5, §九.A.2), with the people involved. The department is the one the org file
-gives the person when the fact is applied."""
+escalations of tickets, complaints and returns attributed to it through the person
+responsible when each was recorded (§五.5, §九.A.2), the complaints found substantiated
+against it (§九.C.7) and the return/exchange causes attributed to it (§九.D.4), with
+the people involved. A ticket's department is the one the org file gives the person
+when the fact is applied; complaints and returns name theirs."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -9,6 +11,8 @@ from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
 
+from domain.complaint import Complaint
+from domain.returns import ReturnCase
 from domain.ticket import Ticket
 from projections.base import Batch, ReadModel, ReadModelView, Table, department_of, org, refs, staff_name
 
@@ -37,28 +41,56 @@ class DepartmentAccountability(ReadModel):
     def _(self, e: Ticket.Reported, batch: Batch) -> None:
         batch.new_ticket(e, ticket_id=e.data["ticket_id"])
 
-    def _alert(self, e: Any, batch: Batch, kind: str, level: int | None) -> None:
+    @apply.register
+    def _(self, e: Complaint.Registered, batch: Batch) -> None:
+        batch.new_ticket(e, ticket_id=f"complaint:{e.data['case_id']}")
+
+    @apply.register
+    def _(self, e: ReturnCase.Requested, batch: Batch) -> None:
+        batch.new_ticket(e, ticket_id=f"return:{e.data['case_id']}")
+
+    def _fact(self, e: Any, batch: Batch, kind: str, person: str | None, department: str | None = None,
+              level: int | None = None) -> None:
         row = batch.peek(e)
         if row is None:
             return
-        person = e.data.get("responsible")
-        batch.append(ALERTS, e, ticket_id=row["ticket_id"], month=batch.month(e), department=department_of(person),
-                     person=person, kind=kind, goal=e.data.get("goal"), level=level, escalated_to=e.data.get("to"),
-                     at=batch.at(e))
+        batch.append(ALERTS, e, ticket_id=row["ticket_id"], month=batch.month(e),
+                     department=department or department_of(person), person=person, kind=kind,
+                     goal=e.data.get("goal"), level=level, escalated_to=e.data.get("to"), at=batch.at(e))
 
-    @apply.register
-    def _(self, e: Ticket.SlaBreached, batch: Batch) -> None:
-        self._alert(e, batch, "breach", None)
+    @apply.register(Ticket.SlaBreached)
+    @apply.register(Complaint.SlaBreached)
+    @apply.register(ReturnCase.SlaBreached)
+    def _breach(self, e: Any, batch: Batch) -> None:
+        self._fact(e, batch, "breach", e.data.get("responsible"), e.data.get("department"))
 
-    @apply.register
-    def _(self, e: Ticket.Escalated, batch: Batch) -> None:
+    @apply.register(Ticket.Escalated)
+    @apply.register(Complaint.Escalated)
+    @apply.register(ReturnCase.Escalated)
+    def _escalation(self, e: Any, batch: Batch) -> None:
         level = int(e.data.get("level", 1))
         if level >= 1:
-            self._alert(e, batch, "escalation", level)
+            self._fact(e, batch, "escalation", e.data.get("responsible"), e.data.get("department"), level)
+
+    @apply.register
+    def _(self, e: Complaint.Replied, batch: Batch) -> None:
+        if e.data.get("substantiated"):
+            self._fact(e, batch, "substantiated_complaint", e.data.get("responsible_person"),
+                       e.data.get("responsible_department"))
+
+    @apply.register
+    def _(self, e: ReturnCase.Inspected, batch: Batch) -> None:
+        if e.data.get("responsible_department") or e.data.get("responsible_person"):
+            self._fact(e, batch, "return_cause", e.data.get("responsible_person"),
+                       e.data.get("responsible_department"))
+
+
+COUNTS = {"breach": "breaches", "escalation": "escalations", "substantiated_complaint": "substantiated_complaints",
+          "return_cause": "return_causes"}
 
 
 def department_accountability(view: ReadModelView, month: str) -> list[dict[str, Any]]:
-    """One row per department with breaches or escalations in `month` (YYYY-MM, CST)."""
+    """One row per department with facts held against it in `month` (YYYY-MM, CST)."""
     alerts = view.select(ALERTS, "month = ?", [month], order="department, at")
     by_department: dict[str, list[dict]] = defaultdict(list)
     for a in alerts:
@@ -66,15 +98,17 @@ def department_accountability(view: ReadModelView, month: str) -> list[dict[str,
     out = []
     for dep in sorted(by_department):
         rows = by_department[dep]
-        people: dict[str | None, dict[str, int]] = defaultdict(lambda: {"breaches": 0, "escalations": 0})
+        people: dict[str | None, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS.values(), 0))
         for a in rows:
-            people[a["person"]]["breaches" if a["kind"] == "breach" else "escalations"] += 1
+            people[a["person"]][COUNTS[a["kind"]]] += 1
         department = org().departments.get(dep)
         out.append({
             "department": dep, "department_name": department.name if department else None, "month": month,
             "breaches": sum(1 for a in rows if a["kind"] == "breach"),
             "escalations": sum(1 for a in rows if a["kind"] == "escalation"),
             "leadership_escalations": sum(1 for a in rows if a["kind"] == "escalation" and (a["level"] or 0) >= 2),
+            "substantiated_complaints": sum(1 for a in rows if a["kind"] == "substantiated_complaint"),
+            "return_causes": sum(1 for a in rows if a["kind"] == "return_cause"),
             "tickets": len({a["ticket_id"] for a in rows}),
             "people": [{"person": p, "name": staff_name(p), **counts} for p, counts in
                        sorted(people.items(), key=lambda kv: kv[0] or "")],

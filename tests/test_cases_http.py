@@ -147,3 +147,17 @@ async def test_a_plan_over_http_starts_visits_that_their_engineer_records(api, e
     assert r.json()["status"] == "ended"
     history = (await api.get("/contracts/K-77/plan/history", "A001")).json()
     assert [e["type"] for e in history["events"]] == ["PlanStarted", "VisitScheduled", "PlanEnded"]
+
+
+async def test_a_complaint_naming_a_ticket_appears_in_that_tickets_history_view(api):
+    from tests.conftest import REPORT
+
+    r = await api.post("/tickets", "C001", {**REPORT, "severity": "major", "zone": "A"})
+    assert r.status_code == 201, r.text
+    tid = r.json()["ticket_id"]
+    r = await api.post("/complaints", "C001", {**COMPLAINT, "about_person": "E002", "ticket_id": tid})
+    cid = r.json()["complaint_id"]
+    history = (await api.get(f"/tickets/{tid}/history", "M001")).json()
+    assert [e["type"] for e in history["events"]] == ["Reported"]
+    assert [(c["kind"], c["case_id"], c["event"]) for c in history["linked_cases"]] == [
+        ("complaint", cid, "Registered")]

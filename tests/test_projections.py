@@ -195,7 +195,9 @@ def test_department_accountability_attributes_breaches_and_escalations_through_t
     assert set(rows) == {"after_sales", "project"}
     a, p = rows["after_sales"], rows["project"]
     assert (a["breaches"], a["escalations"], a["leadership_escalations"], a["tickets"]) == (1, 1, 0, 1)
-    assert a["people"] == [{"person": "E001", "name": "Wang Fang (engineer)", "breaches": 1, "escalations": 1}]
+    assert a["people"] == [{"person": "E001", "name": "Wang Fang (engineer)", "breaches": 1, "escalations": 1,
+                            "substantiated_complaints": 0, "return_causes": 0}]
+    assert (a["substantiated_complaints"], a["return_causes"]) == (0, 0)
     assert (p["breaches"], p["escalations"], p["leadership_escalations"], p["tickets"]) == (2, 3, 1, 2)
     assert [(x["person"], x["breaches"], x["escalations"]) for x in p["people"]] == [("E002", 2, 3)]
     assert {r["ticket_id"] for r in p["events"]} == {"T4", "T8"}
