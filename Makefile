@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/lifecycle.py
 	$(VENV)/bin/python bench/projections.py
+	$(VENV)/bin/python bench/api_steps.py
 
 clean:
 	rm -rf $(VENV) .weibao

@@ -35,6 +35,36 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
+async def terminate_open_workflows(env: WorkflowEnvironment) -> list[str]:
+    """Terminate every workflow still open on the shared time-skipping server; returns their ids."""
+    from temporalio.api.workflowservice.v1 import ListOpenWorkflowExecutionsRequest
+
+    ended: list[str] = []
+    while True:
+        page = await env.client.workflow_service.list_open_workflow_executions(
+            ListOpenWorkflowExecutionsRequest(namespace=env.client.namespace, maximum_page_size=200))
+        if not page.executions:
+            return ended
+        for execution in page.executions:
+            try:
+                await env.client.get_workflow_handle(
+                    execution.execution.workflow_id, run_id=execution.execution.run_id).terminate("test over")
+            except Exception:
+                pass  # closed meanwhile
+            ended.append(execution.execution.workflow_id)
+
+
+@pytest.fixture(autouse=True)
+async def no_workflow_outlives_its_test(request):
+    """A safety net under the fixtures' own clean-up: on the shared time-skipping server a
+    timer that fires for a workflow whose worker is gone holds the clock still for every
+    later test, so whatever a test left open is terminated when it ends (autouse: torn
+    down after its workers have stopped)."""
+    yield
+    if "env" in request.fixturenames:
+        await terminate_open_workflows(request.getfixturevalue("env"))
+
+
 def reset_postgres() -> None:
     with psycopg.connect(f"host=127.0.0.1 port=5432 dbname={PG_DBNAME} user=postgres", autocommit=True) as c:
         for (table,) in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall():

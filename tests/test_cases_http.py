@@ -12,7 +12,8 @@ from activities.tickets import TicketActivities
 from api.app import Services, create_app
 from domain.maintenance import add_months, due_at, inspection_id
 from domain.policy import CST
-from tests.case_helpers import COMPLAINT, PLAN, RETURN, end_case_workflows
+from tests.api_fixtures import end_api_workflows
+from tests.case_helpers import COMPLAINT, PLAN, RETURN
 from tests.conftest import running_worker, sleep_until
 
 
@@ -48,7 +49,7 @@ async def api(env, org, use_store):
                 try:
                     yield Http(http, services)
                 finally:
-                    await end_case_workflows(env.client, tickets)
+                    await end_api_workflows(services)  # tickets reported here too, and cases
     finally:
         services.close()
         outbox.close()
