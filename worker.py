@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
@@ -51,11 +52,15 @@ async def main() -> None:
     worker = build_worker(client, activities)
     log.info("worker on %s, task queue %s, event store %s, org %s (%d staff)", config.temporal_address(),
              config.task_queue(), config.store_kind(), config.org_file(), len(org.staff))
-    await worker.run()
+    # SIGINT or SIGTERM (whatever the disposition inherited from the parent) drains the
+    # worker: in-flight tasks finish while the server still answers, then it exits
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    async with worker:
+        await stop.wait()
+        log.info("worker stopping")
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(main())

