@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from domain import policy
 from domain.lifecycle import Alert
-from domain.sla import AFTER, Alarm
+from domain.sla import AFTER, Alarm, split_due
 
 __all__ = ["Alarm", "Alert", "CaseState", "IllegalStep", "OpenWindow", "due", "evolve_alarm", "open_window",
            "parse_windows", "pending"]
@@ -94,12 +94,7 @@ def pending(state: CaseState) -> list[Alarm]:
 
 def due(state: CaseState, now: datetime) -> tuple[list[Alarm], datetime | None]:
     """The alarms due at `now`, and when the next one falls due (None: no more)."""
-    alarms = pending(state)
-    ready = [a for a in alarms if a.at <= now]
-    later = [a.at for a in alarms if a.at > now]
-    breached = {a.goal for a in ready if a.kind == "breach"}
-    ready = [a for a in ready if not (a.kind == "warning" and a.goal in breached)]
-    return ready, (min(later) if later else None)
+    return split_due(pending(state), now)
 
 
 def evolve_alarm(s: CaseState, event_type: str, data: dict, at: datetime) -> bool:

@@ -50,9 +50,26 @@ def pending(state: TicketState) -> list[Alarm]:
     return sorted(out, key=lambda a: a.at)
 
 
+LEVEL = {"warning": 0, "breach": 1, "leadership": 2}
+
+
+def message(alarm: Alarm) -> tuple[str, str, str]:
+    """(event type, command key, reason) of the warning or escalation `alarm` raises;
+    tickets and cases alike."""
+    if alarm.kind == "warning":
+        return "SlaWarned", alarm.key, f"{alarm.goal} due at {alarm.deadline.isoformat()}: 75% of the window has passed"
+    reason = (f"{alarm.goal} deadline {alarm.deadline.isoformat()} missed"
+              + ("" if alarm.kind == "breach" else "; still unmet half a window later"))
+    return "Escalated", f"{alarm.key}:escalated", reason
+
+
 def due(state: TicketState, now: datetime) -> tuple[list[Alarm], datetime | None]:
     """The alarms due at `now`, and when the next one falls due (None: no more)."""
-    alarms = pending(state)
+    return split_due(pending(state), now)
+
+
+def split_due(alarms: list[Alarm], now: datetime) -> tuple[list[Alarm], datetime | None]:
+    """Of pending `alarms`, those due at `now`, and when the next one falls due."""
     ready = [a for a in alarms if a.at <= now]
     later = [a.at for a in alarms if a.at > now]
     # A warning whose breach is also due is moot: the breach says more.

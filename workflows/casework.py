@@ -17,14 +17,13 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from domain import casework
+from domain import casework, sla
 from domain.casework import CaseState, IllegalStep
 
 SYSTEM = "weibao"  # the actor of facts that timers record
 LOCAL = dict(start_to_close_timeout=timedelta(seconds=30),
              retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10),
                                       non_retryable_error_types=["IllegalStep", "UnknownCase"]))
-LEVEL_OF_KIND = {"warning": 0, "breach": 1, "leadership": 2}
 OPENING_GRACE = timedelta(hours=1)  # a start whose opening Update never comes ends after this
 
 
@@ -123,7 +122,7 @@ class CaseWorkflow:
             window = self.state.windows[alarm.goal]
             base = {"goal": alarm.goal, "deadline": alarm.deadline.isoformat(), "responsible": window.responsible,
                     "department": window.department}
-            level = LEVEL_OF_KIND[alarm.kind]
+            level = sla.LEVEL[alarm.kind]
             if alarm.kind == "breach":
                 already = self.state.requested_level >= 1
                 await self._record("SlaBreached", {**base, **({"already_with_level": self.state.requested_level}
@@ -132,13 +131,7 @@ class CaseWorkflow:
                     return  # the customer has already taken it to the superior (or higher)
             who, lookup_level = self._alarm_target(alarm, level)
             target = await self._target(who, lookup_level)
-            if level == 0:
-                reason = f"{alarm.goal} due at {alarm.deadline.isoformat()}: 75% of the window has passed"
-                event, key = "SlaWarned", alarm.key
-            else:
-                reason = (f"{alarm.goal} deadline {alarm.deadline.isoformat()} missed"
-                          + ("" if level == 1 else "; still unmet half a window later"))
-                event, key = "Escalated", f"{alarm.key}:escalated"
+            event, key, reason = sla.message(alarm)
             data = {**base, "level": level, "to": target["id"], "to_name": target["name"], "reason": reason}
             await self._record(event, data, SYSTEM, key)
             await self._notify(key, target, event, reason)

@@ -126,16 +126,10 @@ class TicketWorkflow:
             base = {"goal": alarm.goal, "deadline": alarm.deadline.isoformat(), "responsible": responsible}
             if alarm.kind == "breach":
                 await self._record("SlaBreached", base, SYSTEM, f"{alarm.key}")
-            level = {"warning": 0, "breach": 1, "leadership": 2}[alarm.kind]
+            level = sla.LEVEL[alarm.kind]
             target = await workflow.execute_local_activity(
                 "escalation_target", {"responsible": responsible, "level": level}, result_type=dict, **LOCAL)
-            if level == 0:
-                reason = f"{alarm.goal} due at {alarm.deadline.isoformat()}: 75% of the window has passed"
-                event, key = "SlaWarned", alarm.key
-            else:
-                reason = (f"{alarm.goal} deadline {alarm.deadline.isoformat()} missed"
-                          + ("" if level == 1 else "; still unmet half a window later"))
-                event, key = "Escalated", f"{alarm.key}:escalated"
+            event, key, reason = sla.message(alarm)
             data = {**base, "level": level, "to": target["id"], "to_name": target["name"], "reason": reason}
             await self._record(event, data, SYSTEM, key)
             await workflow.execute_local_activity(
