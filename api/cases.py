@@ -256,8 +256,8 @@ async def complaint_history(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> A
 def _complaint_step(step: str, model: type[BaseModel]) -> None:
     async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
-        _require(may.may_step(staff, "complaint", step))
-        await _state(svc, "complaint", case_id)
+        state = await _state(svc, "complaint", case_id)
+        _require(may.may_step(staff, "complaint", step, state.routed_to))
         data = body.model_dump(mode="json")
 
         async def run(token: str | None) -> dict[str, Any]:

@@ -4,9 +4,11 @@ visits, as pure functions beside `domain.permissions` (the tickets' rules, whose
 
 - Intake clerks register complaints and return requests (§九.C.2), and record what the
   customer says later (an escalation request, satisfaction, a confirmation).
-- Supervisors, department heads (managers) and leadership handle them. A return's
-  hand-off is taken by its own department (§九.D.3: project approves and ships, R&D
-  inspects, finance refunds); leadership may take any.
+- Supervisors, department heads (managers) and leadership handle them: a complaint by
+  the department it was routed to (§九.C.3: R&D for product quality and functionality,
+  the project department for the rest), a return's hand-off by its own department
+  (§九.D.3: project approves and ships, R&D inspects, finance refunds); leadership may
+  take any.
 - Engineers do the visits of a maintenance plan: the follow-up call and the inspection
   of a visit they answer for or went on; supervisors and managers assign and cancel.
 - Auditors read everything and change nothing; the customer's contact is masked for them."""
@@ -39,17 +41,19 @@ def may_read(staff: Staff, kind: str) -> Decision:
 
 
 def may_step(staff: Staff, kind: str, step: str, department: str | None = None) -> Decision:
-    """A step on a complaint or return; `department` is the open hand-off's, for returns."""
+    """A step on a complaint or return. `department` is the one that handles it now: the
+    department a complaint was routed to, or the open hand-off's for a return; only its
+    supervisors and head (or leadership) take the handling steps."""
     if staff.role == "clerk" and step in CUSTOMER_VOICE_STEPS.get(kind, ()):
         return ALLOW
     if staff.role not in HANDLERS:
         return refuse(f"{staff.id} is a {staff.role}: {kind} steps are for supervisors, department heads "
                       "and leadership" + (" (clerks record the customer's own requests)" if staff.role == "clerk"
                                           else ""))
-    if kind == "return" and department and staff.role != "leadership" and staff.department != department \
-            and step not in CUSTOMER_VOICE_STEPS["return"]:
-        return refuse(f"the open hand-off belongs to department {department!r}; {staff.id} is in "
-                      f"{staff.department!r}")
+    if department and staff.role != "leadership" and staff.department != department \
+            and step not in CUSTOMER_VOICE_STEPS.get(kind, ()):
+        whose = "the complaint is routed to" if kind == "complaint" else "the open hand-off belongs to"
+        return refuse(f"{whose} department {department!r}; {staff.id} is in {staff.department!r}")
     return ALLOW
 
 

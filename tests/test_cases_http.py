@@ -162,3 +162,19 @@ async def test_a_complaint_naming_a_ticket_appears_in_that_tickets_history_view(
     assert [e["type"] for e in history["events"]] == ["Reported"]
     assert [(c["kind"], c["case_id"], c["event"]) for c in history["linked_cases"]] == [
         ("complaint", cid, "Registered")]
+
+
+async def test_a_complaint_is_handled_by_the_department_it_was_routed_to(api):
+    r = await api.post("/complaints", "C001", {**COMPLAINT, "category": "functionality", "about_department": "rnd"})
+    assert r.status_code == 201, r.text
+    cid = r.json()["complaint_id"]
+    assert r.json()["state"]["routed_to"] == "rnd"
+    for who in ("S002", "M002", "S001"):  # project and after-sales supervisors and heads
+        body = error(await api.post(f"/complaints/{cid}/steps/acknowledge", who, {}), 403)
+        assert "routed to department 'rnd'" in body["detail"], body
+    history = (await api.get(f"/complaints/{cid}/history", "M001")).json()
+    assert [e["type"] for e in history["events"]] == ["Registered"]  # the refusals recorded nothing
+    r = await api.post(f"/complaints/{cid}/steps/acknowledge", "M003", {})  # the R&D head
+    assert r.status_code == 200 and r.json()["handler"] == "M003", r.text
+    r = await api.post(f"/complaints/{cid}/steps/escalate", "C001", {"to": "leadership", "reason": "too slow"})
+    assert r.status_code == 200, r.text  # the customer's own request, recorded by the clerk
