@@ -20,6 +20,7 @@ from functools import cache, lru_cache
 from operator import itemgetter
 from typing import Any
 
+import orjson
 import psycopg
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
@@ -132,7 +133,9 @@ def staff_name(staff_id: str | None) -> str | None:
 
 # ---------------------------------------------------------------- tables
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def _dumps(value: Any) -> str:
+    """Compact JSON text for a JSON column (orjson: several times quicker than json here)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 TYPES = {  # portable column type -> (SQLite, PostgreSQL)
     "TEXT": ("TEXT", "TEXT"),
