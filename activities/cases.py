@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import RecordConflictError
@@ -87,29 +88,14 @@ def case_history(store: Tickets, kind: str, case_id: str) -> list[dict[str, Any]
 
 
 # events that name a fault ticket, by topic -> the kind of case
-TICKET_LINKS = {
-    "domain.complaint:Complaint.Registered": "complaint",
-    "domain.returns:ReturnCase.Requested": "return",
-    "domain.inspection:Inspection.FaultTicketOpened": "inspection",
-}
-
-
-def cases_for_ticket(store: Tickets, ticket_id: str) -> list[dict[str, Any]]:
-    """The complaints, returns and inspections that name `ticket_id`, for the ticket's
-    history view: a scan of the notification log filtered by topic. A read model keyed
-    by ticket id should take its place once there are many cases."""
-    out, start = [], 1
-    while True:
-        notes = store.recorder.select_notifications(start=start, limit=1000, topics=tuple(TICKET_LINKS))
-        if not notes:
-            return out
-        for n in notes:
-            e = store.mapper.to_domain_event(n)
-            if e.data.get("ticket_id") == ticket_id:
-                case_id = e.data.get("case_id") or store.repository.get(e.originator_id).state.case_id
-                out.append({"kind": TICKET_LINKS[n.topic], "case_id": case_id, "event": type(e).__name__,
-                            "at": e.at, "actor": e.actor})
-        start = notes[-1].id + 1
+def fill_case_ids(store: Tickets, links: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Links from the `ticket_links` read model, each with its case id: an inspection
+    finding recorded before findings carried their inspection's id gets it from the
+    inspection's own record."""
+    for link in links:
+        if link.get("case_id") is None:
+            link["case_id"] = store.repository.get(UUID(link["originator_id"])).state.case_id
+    return links
 
 
 class CaseActivities:

@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import config
-from activities.cases import cases_for_ticket
+from activities.cases import fill_case_ids
 from activities.store import Tickets, open_tickets
 from activities.temporal import connect
 from api import errors
@@ -41,6 +41,7 @@ from domain.org import Org, Staff
 from domain.permissions import Decision, TicketFacts
 from domain.steps import STEPS, ReportTicket
 from domain.ticket import ticket_uuid
+from projections import ticket_list
 from workflows.messages import ReportCommand, StartTicket, StepCommand
 from workflows.ticket import TicketWorkflow, ticket_workflow_id
 
@@ -49,12 +50,6 @@ log = logging.getLogger("weibao.api")
 STATUSES = ("reported", "triaged", "dispatched", "in_progress", "resolved", "signed_off", "closed")
 
 
-def default_ticket_list(tickets: Tickets) -> Callable[..., list[dict[str, Any]]]:
-    """The source of GET /tickets: `(status, assignee, breached, limit, offset) -> rows`,
-    the `ticket_list` read model that `python -m projections` keeps (eventually consistent)."""
-    from projections.ticket_list import list_tickets
-
-    return list_tickets
 
 
 @dataclass
@@ -64,8 +59,11 @@ class Services:
     org: Org
     tokens: Tokens
     keys: IdempotencyKeys
-    list_tickets: Callable[..., list[dict[str, Any]]]
     task_queue: str
+    # GET /tickets and a history's linked cases read the `ticket_list` read model that
+    # `python -m projections` keeps (eventually consistent); tests catch it up first
+    list_tickets: Callable[..., list[dict[str, Any]]] = ticket_list.list_tickets
+    linked_cases: Callable[[str], list[dict[str, Any]]] = ticket_list.linked_cases
     closers: list[Callable[[], None]] = field(default_factory=list)
     # SQLite reads are local and short: run them on the event loop rather than pay two
     # thread switches a request; PostgreSQL's go to the thread pool
@@ -80,7 +78,7 @@ class Services:
         own_db = db is None
         db = db or Database()
         return cls(client=client, tickets=tickets, org=org, tokens=Tokens(db), keys=IdempotencyKeys(db),
-                   list_tickets=default_ticket_list(tickets), task_queue=task_queue or config.task_queue(),
+                   task_queue=task_queue or config.task_queue(),
                    closers=[db.close] if own_db else [], inline_io=db.kind == "sqlite")
 
     @classmethod
@@ -357,7 +355,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         """The recorded domain events in order, with business time `at` and recording time."""
         events, damaged = await _history(svc, ticket_id, staff)
         _undamaged(ticket_id, damaged)
-        linked = await svc.io(cases_for_ticket, svc.tickets, ticket_id)
+        linked = await svc.io(fill_case_ids, svc.tickets, await run_in_threadpool(svc.linked_cases, ticket_id))
         return {"ticket_id": ticket_id, "events": [
             HistoryEvent(**{**e, "data": permissions.mask(staff, e["data"])}) for e in events],
             "linked_cases": linked}

@@ -1,12 +1,18 @@
 """Ticket list (GET /tickets): status, assignee, deadlines and whether a window was
 breached, one row per ticket. The status follows `domain.lifecycle.evolve` step for
-step (a test holds them equal); no contact or confidential data is kept here."""
+step (a test holds them equal); no contact or confidential data is kept here.
+
+Beside it, `ticket_links`: the complaints, returns and inspections that name a ticket,
+for the ticket's history view (GET /tickets/{id}/history, `linked_cases`)."""
 from __future__ import annotations
 
 from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
 
+from domain.complaint import Complaint
+from domain.inspection import Inspection
+from domain.returns import ReturnCase
 from domain.ticket import Ticket
 from projections.base import GOALS, ON_SITE, Batch, ReadModel, ReadModelView, Table, deadlines_of, iso
 
@@ -22,6 +28,14 @@ TICKETS = Table(
     indexes=(("ticket_id",), ("status", "reported_at"), ("assignee", "reported_at"), ("reported_at",)),
 )
 
+LINKS = Table(
+    "ticket_links",
+    (("originator_id", "TEXT"), ("version", "INT"), ("command_id", "TEXT"), ("ticket_id", "TEXT"),
+     ("kind", "TEXT"), ("case_id", "TEXT"), ("event_type", "TEXT"), ("at", "TEXT"), ("actor", "TEXT")),
+    key=("originator_id", "version"),
+    indexes=(("ticket_id",),),
+)
+
 STATUSES = ("reported", "triaged", "dispatched", "in_progress", "resolved", "signed_off", "closed")
 
 
@@ -29,6 +43,7 @@ class TicketList(ReadModel):
     name = "ticket_list"
     title = "Ticket list (status, assignee, deadlines, breached)"
     tickets = TICKETS
+    facts = (LINKS,)
 
     @singledispatchmethod
     def apply(self, event: Any, batch: Batch) -> None:
@@ -112,6 +127,37 @@ class TicketList(ReadModel):
     def _(self, e: Ticket.Escalated, batch: Batch) -> None:
         if (row := self._step(e, batch)) is not None:
             row["escalation_level"] = max(row["escalation_level"] or 0, int(e.data.get("level", 1)))
+
+
+    def _link(self, e: Any, batch: Batch, kind: str, case_id: str | None) -> None:
+        if e.data.get("ticket_id"):
+            batch.append(LINKS, e, ticket_id=e.data["ticket_id"], kind=kind, case_id=case_id,
+                         event_type=type(e).__name__, at=batch.at(e), actor=e.actor)
+
+    @apply.register
+    def _(self, e: Complaint.Registered, batch: Batch) -> None:
+        self._link(e, batch, "complaint", e.data.get("case_id"))
+
+    @apply.register
+    def _(self, e: ReturnCase.Requested, batch: Batch) -> None:
+        self._link(e, batch, "return", e.data.get("case_id"))
+
+    @apply.register
+    def _(self, e: Inspection.FaultTicketOpened, batch: Batch) -> None:
+        # the inspection's id; an event recorded before it was carried leaves it to the reader
+        self._link(e, batch, "inspection", e.data.get("inspection_id"))
+
+
+def linked_cases(ticket_id: str, *, view: ReadModelView | None = None) -> list[dict[str, Any]]:
+    """The complaints, returns and inspections that name `ticket_id`, oldest first.
+    Eventually consistent, like the list. `case_id` is None for an inspection's finding
+    recorded before findings carried their inspection's id; `originator_id` names it."""
+    if view is None:
+        from projections.runner import read_models
+        view = read_models().view(TicketList.name)
+    rows = view.select(LINKS, "ticket_id = ?", [ticket_id], order="at, originator_id, version")
+    return [{"kind": r["kind"], "case_id": r["case_id"], "event": r["event_type"], "at": r["at"],
+             "actor": r["actor"], "originator_id": r["originator_id"], "version": r["version"]} for r in rows]
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:

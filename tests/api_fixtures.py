@@ -88,16 +88,19 @@ async def end_api_workflows(services: Services) -> None:
     await end_case_workflows(services.client, services.tickets)
 
 
-def caught_up_ticket_list(tickets):
-    """GET /tickets reads the ticket_list read model; in tests the runner catches up
-    just before each listing instead of running beside the API."""
-    runner = Runner(tickets, read_models(), names=["ticket_list"])
+def catch_up_ticket_list(services: Services) -> None:
+    """GET /tickets and a history's linked cases read the ticket_list read model; in
+    tests the runner catches up just before each read instead of running beside the API."""
+    runner = Runner(services.tickets, read_models(), names=["ticket_list"])
 
-    def list_tickets(*args, **kwargs):
-        runner.catch_up()
-        return ticket_list.list_tickets(*args, **kwargs)
+    def caught_up(read):
+        def read_caught_up(*args, **kwargs):
+            runner.catch_up()
+            return read(*args, **kwargs)
+        return read_caught_up
 
-    return list_tickets
+    services.list_tickets = caught_up(ticket_list.list_tickets)
+    services.linked_cases = caught_up(ticket_list.linked_cases)
 
 
 @asynccontextmanager
@@ -107,7 +110,7 @@ async def api_stack(env, org, kind: str, use_store) -> AsyncIterator[Api]:
     outbox = Outbox()
     task_queue = f"tq-{uuid.uuid4()}"
     services = Services.build(env.client, tickets, org, task_queue=task_queue)
-    services.list_tickets = caught_up_ticket_list(tickets)
+    catch_up_ticket_list(services)
     app = create_app(services)
     try:
         async with running_worker(env.client, TicketActivities(tickets, org, outbox), task_queue):

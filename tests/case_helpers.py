@@ -132,3 +132,20 @@ async def end_case_workflows(client: Client, store: Any) -> None:
             await client.get_workflow_handle(workflow_id).terminate("test over")
         except Exception:
             pass  # already closed
+
+
+def linked_cases(store: Any, ticket_id: str) -> list[dict[str, Any]]:
+    """What a ticket's history view lists as linked cases, with the ticket_list read
+    model caught up first (the projection runner is not running in these tests)."""
+    from activities.cases import fill_case_ids
+    from projections import ticket_list
+    from projections.runner import ReadModels, Runner
+
+    models = ReadModels()
+    runner = Runner(store, models, names=[ticket_list.TicketList.name])
+    try:
+        runner.catch_up()
+        return fill_case_ids(store, ticket_list.linked_cases(ticket_id, view=models.view(ticket_list.TicketList.name)))
+    finally:
+        runner.close()
+        models.close()

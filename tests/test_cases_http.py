@@ -12,7 +12,7 @@ from activities.tickets import TicketActivities
 from api.app import Services, create_app
 from domain.maintenance import add_months, due_at, inspection_id
 from domain.policy import CST
-from tests.api_fixtures import end_api_workflows
+from tests.api_fixtures import catch_up_ticket_list, end_api_workflows
 from tests.case_helpers import COMPLAINT, PLAN, RETURN
 from tests.conftest import running_worker, sleep_until
 
@@ -42,6 +42,7 @@ async def api(env, org, use_store):
     tickets, outbox = open_tickets(), Outbox()
     task_queue = f"tq-{uuid.uuid4()}"
     services = Services.build(env.client, tickets, org, task_queue=task_queue)
+    catch_up_ticket_list(services)
     app = create_app(services)
     try:
         async with running_worker(env.client, TicketActivities(tickets, org, outbox), task_queue):

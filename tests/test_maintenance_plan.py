@@ -7,10 +7,10 @@ from datetime import date, datetime, timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from activities.cases import case_history, cases_for_ticket
+from activities.cases import case_history, fill_case_ids
 from domain.maintenance import add_months, due_at, first_month, inspection_id, kinds_due
 from domain.policy import CST
-from tests.case_helpers import InspectionWorkflow, PlanWorkflow, settle, start_inspection, start_plan, step
+from tests.case_helpers import InspectionWorkflow, PlanWorkflow, linked_cases, settle, start_inspection, start_plan, step
 from tests.conftest import STARTED, sleep_until
 from workflows.inspection import inspection_workflow_id
 from workflows.ticket import TicketWorkflow, ticket_workflow_id
@@ -177,5 +177,8 @@ async def test_a_finding_opens_a_fault_ticket_once(env, worker, stack):
     assert (t.status, t.product_model, t.severity, t.channel, t.received_by) == (
         "reported", "HIS DB server R740", "major", "visit", "E002")
     assert [e["type"] for e in stack.tickets.history(ticket_id)] == ["Reported"]
-    assert [(c["kind"], c["case_id"]) for c in cases_for_ticket(stack.tickets, ticket_id)] == [
+    assert [(c["kind"], c["case_id"]) for c in linked_cases(stack.tickets, ticket_id)] == [
         ("inspection", s.case_id)]
+    # a finding recorded before findings carried their inspection's id: the reader finds it
+    older = [{**link, "case_id": None} for link in linked_cases(stack.tickets, ticket_id)]
+    assert [c["case_id"] for c in fill_case_ids(stack.tickets, older)] == [s.case_id]

@@ -90,5 +90,5 @@ class InspectionWorkflow(CaseWorkflow):
         await workflow.execute_activity(
             "open_fault_ticket", {"ticket_id": ticket_id, "task_queue": workflow.info().task_queue, "actor": actor,
                                   "report": report}, result_type=str, **OPEN_TICKET)
-        await self._record("FaultTicketOpened", {"finding": i, "device": finding["device"], "ticket_id": ticket_id},
-                           actor, f"ticket:{i}")
+        await self._record("FaultTicketOpened", {"finding": i, "device": finding["device"], "ticket_id": ticket_id,
+                                                 "inspection_id": s.case_id}, actor, f"ticket:{i}")
