@@ -249,7 +249,7 @@ class _Waiter:
             return
         try:
             for _ in self.conn.notifies(timeout=self.poll_interval, stop_after=1):
-                pass
+                pass  # woken by a notification: pull
         except psycopg.Error as e:
             log.warning("LISTEN connection lost (%s); polling", e)
             self.close()

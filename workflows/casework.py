@@ -81,7 +81,7 @@ class CaseWorkflow:
         try:
             await workflow.wait_condition(lambda: self.state.status != "new" or self.refused, timeout=OPENING_GRACE)
         except asyncio.TimeoutError:
-            pass
+            pass  # no opening Update came within the grace: the caller ends the run
         return self.state.status != "new"
 
     @contextmanager
@@ -107,7 +107,7 @@ class CaseWorkflow:
             try:
                 await workflow.wait_condition(lambda: self.changed or done(), timeout=timeout)
             except asyncio.TimeoutError:
-                pass
+                pass  # the timer fired: the next alarm is due
 
     def _alarm_target(self, alarm: casework.Alarm, level: int) -> tuple[str | None, int]:
         """Whom `escalation_target` is asked for at `level`: by default the window's

@@ -62,7 +62,7 @@ class PlanWorkflow(CaseWorkflow):
                     await workflow.wait_condition(lambda: self.changed, timeout=wait)
                     continue  # the plan changed or ended meanwhile: look again
                 except TimeoutError:
-                    pass
+                    pass  # the timer fired: the next visit is due
             await self._schedule(month)
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(PlanStart(contract_id=start.contract_id, state=self.state, windows=start.windows))

@@ -73,7 +73,7 @@ class TicketWorkflow:
             try:
                 await workflow.wait_condition(lambda: self.changed, timeout=timeout)
             except asyncio.TimeoutError:
-                pass
+                pass  # the timer fired: the next alarm is due
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
 
