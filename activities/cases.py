@@ -87,7 +87,6 @@ def case_history(store: Tickets, kind: str, case_id: str) -> list[dict[str, Any]
     } for e in store.events.get(case_uuid(kind, case_id))]
 
 
-# events that name a fault ticket, by topic -> the kind of case
 def fill_case_ids(store: Tickets, links: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Links from the `ticket_links` read model, each with its case id: an inspection
     finding recorded before findings carried their inspection's id gets it from the

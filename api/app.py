@@ -47,9 +47,7 @@ from workflows.ticket import TicketWorkflow, ticket_workflow_id
 
 log = logging.getLogger("weibao.api")
 
-STATUSES = ("reported", "triaged", "dispatched", "in_progress", "resolved", "signed_off", "closed")
-
-
+STATUSES = ticket_list.STATUSES
 
 
 @dataclass
