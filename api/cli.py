@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                       process_group=0)
             children.append(("temporal dev server", server))
             _wait_port(host or "localhost", int(port or 7233), 60, server)
-            print(f"weibao: Temporal dev server on {config.temporal_address()}, "
+            print(f"weibao: Temporal dev server on {config.temporal_address()} (pid {server.pid}), "
                   f"UI at http://localhost:{args.ui_port}", flush=True)
         for name, argv in processes():
             children.append((name, subprocess.Popen(argv, process_group=0)))

@@ -89,8 +89,8 @@ def test_weibao_run_starts_everything_serves_a_report_and_ctrl_c_stops_every_chi
             line = proc.stdout.readline()
             assert line, f"weibao run exited with {proc.wait()} before the API was up: {lines}"
             lines.append(line)
-        children = [int(line.split("pid ")[1].rstrip(")\n")) for line in lines if line.startswith("weibao: started")]
-        assert len(children) == 3  # worker, api, projections (and the dev server before them)
+        children = [int(line.split("(pid ")[1].split(")")[0]) for line in lines if "(pid " in line]
+        assert len(children) == 4  # the dev server, worker, api, projections
         token = subprocess.run([sys.executable, "-m", "api.cli", "token", "C001"], env=proc_env, cwd=str(config.ROOT),
                                capture_output=True, text=True, check=True).stdout.strip()
         with httpx.Client(base_url=f"http://127.0.0.1:{ports['api']}", timeout=30) as http:
@@ -108,7 +108,13 @@ def test_weibao_run_starts_everything_serves_a_report_and_ctrl_c_stops_every_chi
         assert "did not stop" not in (tmp_path / "stderr").read_text()
         for pid in children:  # each was waited for by weibao run, so none is left, not even a zombie
             assert not Path(f"/proc/{pid}").exists(), f"child {pid} outlived weibao run"
-    finally:
+    finally:  # on a failure, leave nothing running: the launcher, then whatever it left
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for line in lines:
+            if "(pid " in line:
+                try:
+                    os.kill(int(line.split("(pid ")[1].split(")")[0]), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass  # stopped, as it should have
