@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Callable, Literal
 
 from eventsourcing.application import AggregateNotFoundError
-from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -31,14 +31,14 @@ from activities.temporal import connect
 from api import errors
 from api.auth import Tokens
 from api.db import Database
-from api.errors import ApiError, ErrorBody, forbidden, not_found, unauthorized
-from api.idempotency import Claim, IdempotencyKeys, KeyReused, fingerprint
+from api.errors import ApiError, not_found, require, unauthorized
+from api.idempotency import Claim, IdempotencyKey, IdempotencyKeys, KeyReused, fingerprint
 from api.models import (History, HistoryEvent, TicketCreated, TicketPage, Verification, read_history,
                         replay)
 from domain import chain, permissions
 from domain.lifecycle import TicketState
 from domain.org import Org, Staff
-from domain.permissions import Decision, TicketFacts
+from domain.permissions import TicketFacts
 from domain.steps import STEPS, ReportTicket
 from domain.ticket import ticket_uuid
 from projections import ticket_list
@@ -120,16 +120,11 @@ async def current_staff(request: Request, svc: Svc,
 CurrentStaff = Annotated[Staff, Depends(current_staff)]
 TicketId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
                                description="the ticket id returned by POST /tickets")]
-IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", min_length=1, max_length=200,
-    description="retry safely: the same key and body answer the first answer and record nothing new")]
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text} for code, text in (
-        (401, "no token, or an unknown or revoked one"), (403, "the role or the ticket does not allow it"),
-        (404, "no such ticket"), (409, "not legal in the ticket's current state, or an Idempotency-Key reused"),
-        (422, "malformed request; `field` names the culprit"), (503, "Temporal did not answer; retry"))
-}
+ERRORS = errors.documented(
+    (401, "no token, or an unknown or revoked one"), (403, "the role or the ticket does not allow it"),
+    (404, "no such ticket"), (409, "not legal in the ticket's current state, or an Idempotency-Key reused"),
+    (422, "malformed request; `field` names the culprit"), (503, "Temporal did not answer; retry"))
 
 
 # --- helpers ------------------------------------------------------------------------
@@ -138,12 +133,6 @@ def _facts(state: TicketState) -> TicketFacts:
     return TicketFacts(assignee=state.assignee, supervisor=state.supervisor)
 
 
-def _require(decision: Decision) -> None:
-    if decision:
-        return
-    if decision.invalid:
-        raise ApiError(422, "invalid", f"{decision.field}: {decision.reason}", decision.field)
-    raise forbidden(decision.reason, decision.field)
 
 
 async def _claim(svc: Services, staff: Staff, key: str | None, path: str, body: Any) -> Claim | None:
@@ -191,7 +180,7 @@ async def _history(svc: Services, ticket_id: str, staff: Staff) -> tuple[list[di
     events, damaged = await svc.io(read_history, svc.tickets, ticket_id)
     if not events and damaged is None:
         raise not_found(f"no ticket {ticket_id}")
-    _require(permissions.may_read(staff, _facts(replay(ticket_id, events))))
+    require(permissions.may_read(staff, _facts(replay(ticket_id, events))))
     return events, damaged
 
 
@@ -255,7 +244,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     async def report_ticket(report: ReportTicket, staff: CurrentStaff, svc: Svc,
                             idempotency_key: IdempotencyKey = None) -> Any:
         """报障: an intake clerk registers a fault; answers once the report is recorded."""
-        _require(permissions.may_report(staff))
+        require(permissions.may_report(staff))
         claim = await _claim(svc, staff, idempotency_key, "/tickets", report.model_dump(mode="json"))
         if claim is not None and claim.status is not None:
             return JSONResponse(claim.response, status_code=claim.status)
@@ -289,7 +278,7 @@ def create_app(services: Services | None = None) -> FastAPI:
             current = await svc.io(_current, svc.tickets, ticket_id)
             if current is None:
                 raise not_found(f"no ticket {ticket_id}")
-            _require(permissions.may_step(svc.org, staff, step, _facts(current), data))
+            require(permissions.may_step(svc.org, staff, step, _facts(current), data))
             handle = svc.client.get_workflow_handle(ticket_workflow_id(ticket_id))
             try:
                 state = await handle.execute_update(
@@ -334,7 +323,7 @@ def create_app(services: Services | None = None) -> FastAPI:
                 events, damaged = await _history(svc, ticket_id, staff)
                 _undamaged(ticket_id, damaged)
                 state = replay(ticket_id, events)
-            _require(permissions.may_read(staff, _facts(state)))
+            require(permissions.may_read(staff, _facts(state)))
         else:
             events, damaged = await _history(svc, ticket_id, staff)
             _undamaged(ticket_id, damaged)
@@ -390,7 +379,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     ) -> Any:
         """Tickets, newest report first; engineers see their own."""
         decision, assignee = permissions.list_filter(staff, assignee)
-        _require(decision)
+        require(decision)
         rows = await run_in_threadpool(svc.list_tickets, status, assignee, breached, limit + 1, offset)
         return {"items": rows[:limit], "limit": limit, "offset": offset,
                 "next_offset": offset + limit if len(rows) > limit else None}

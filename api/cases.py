@@ -20,7 +20,7 @@ from functools import cache
 from typing import Annotated, Any, Callable
 
 from eventsourcing.application import AggregateNotFoundError
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -33,8 +33,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities import config
 from activities.cases import case_history, get_case
-from api.errors import ApiError, ErrorBody, forbidden, not_found
-from api.idempotency import KeyReused, fingerprint
+from api import errors
+from api.errors import ApiError, not_found, require
+from api.idempotency import IdempotencyKey, KeyReused, fingerprint
 from api.models import HistoryEvent
 from domain import case_permissions as may
 from domain import chain, complaint_rules, inspection_rules, maintenance, return_rules
@@ -43,7 +44,6 @@ from domain.complaint_rules import ComplaintState, RegisterComplaint
 from domain.inspection_rules import InspectionState
 from domain.maintenance import PlanState, StartPlan
 from domain.org import Staff
-from domain.permissions import Decision
 from domain.return_rules import RequestReturn, ReturnState
 from workflows.case_messages import CaseStart, PlanCommand, PlanStart, RegisterCommand, RequestCommand, StepCommand
 from workflows.complaint import ComplaintWorkflow, complaint_workflow_id
@@ -76,16 +76,11 @@ async def current_staff(request: Request,
 
 CurrentStaff = Annotated[Staff, Depends(current_staff)]
 CaseId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
-IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", min_length=1, max_length=200,
-    description="retry safely: the same key and body answer the first answer and record nothing new")]
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text} for code, text in (
-        (401, "no token, or an unknown or revoked one"), (403, "the role does not allow it"),
-        (404, "no such case"), (409, "not legal in the case's current state, or an Idempotency-Key reused"),
-        (422, "malformed request; `field` names the culprit"), (503, "Temporal did not answer; retry"))
-}
+ERRORS = errors.documented(
+    (401, "no token, or an unknown or revoked one"), (403, "the role does not allow it"),
+    (404, "no such case"), (409, "not legal in the case's current state, or an Idempotency-Key reused"),
+    (422, "malformed request; `field` names the culprit"), (503, "Temporal did not answer; retry"))
 
 
 # --- answers -----------------------------------------------------------------------------
@@ -126,11 +121,6 @@ def configured_windows(var: str, table: dict[str, timedelta]) -> dict[str, timed
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def _require(decision: Decision) -> None:
-    if not decision:
-        if decision.invalid:
-            raise ApiError(422, "invalid", f"{decision.field}: {decision.reason}", decision.field)
-        raise forbidden(decision.reason, decision.field)
 
 
 def _refusal(e: Exception, what: str) -> ApiError:
@@ -206,7 +196,7 @@ async def _step(svc: Any, what: str, workflow_id: str, update: Any, cmd: StepCom
 
 
 async def _history(svc: Any, staff: Staff, kind: str, case_id: str) -> dict[str, Any]:
-    _require(may.may_read(staff, kind))
+    require(may.may_read(staff, kind))
     events = await run_in_threadpool(case_history, svc.tickets, kind, case_id)
     if not events:
         raise not_found(f"no {kind} {case_id}")
@@ -224,7 +214,7 @@ def _answer(staff: Staff, state: BaseModel) -> dict[str, Any]:
 async def register_complaint(body: RegisterComplaint, staff: CurrentStaff, svc: Svc,
                              idempotency_key: IdempotencyKey = None) -> Any:
     """登记: an intake clerk registers a complaint or opinion; routed by its category."""
-    _require(may.may_register(staff, "complaint"))
+    require(may.may_register(staff, "complaint"))
 
     async def run(token: str | None) -> dict[str, Any]:
         cid = f"c{token[:15]}" if token else f"c{uuid.uuid4().hex[:15]}"
@@ -243,7 +233,7 @@ async def register_complaint(body: RegisterComplaint, staff: CurrentStaff, svc: 
 @router.get("/complaints/{case_id}", response_model=ComplaintState, responses=ERRORS, tags=["complaints"])
 async def get_complaint(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
     """The complaint now: routing, windows, acknowledgement, escalations, reply, outcome."""
-    _require(may.may_read(staff, "complaint"))
+    require(may.may_read(staff, "complaint"))
     return _answer(staff, await _state(svc, "complaint", case_id))
 
 
@@ -257,7 +247,7 @@ def _complaint_step(step: str, model: type[BaseModel]) -> None:
     async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
         state = await _state(svc, "complaint", case_id)
-        _require(may.may_step(staff, "complaint", step, state.routed_to))
+        require(may.may_step(staff, "complaint", step, state.routed_to))
         data = body.model_dump(mode="json")
 
         async def run(token: str | None) -> dict[str, Any]:
@@ -282,7 +272,7 @@ for _name, (_, _model) in complaint_rules.STEPS.items():
 async def request_return(body: RequestReturn, staff: CurrentStaff, svc: Svc,
                          idempotency_key: IdempotencyKey = None) -> Any:
     """退换货申请: answers with the eligibility decision (return, exchange, repair or refused)."""
-    _require(may.may_register(staff, "return"))
+    require(may.may_register(staff, "return"))
 
     async def run(token: str | None) -> dict[str, Any]:
         rid = f"r{token[:15]}" if token else f"r{uuid.uuid4().hex[:15]}"
@@ -301,7 +291,7 @@ async def request_return(body: RequestReturn, staff: CurrentStaff, svc: Svc,
 @router.get("/returns/{case_id}", response_model=ReturnState, responses=ERRORS, tags=["returns"])
 async def get_return(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
     """The return/exchange now: decision, open hand-off and its window, root cause."""
-    _require(may.may_read(staff, "return"))
+    require(may.may_read(staff, "return"))
     return _answer(staff, await _state(svc, "return", case_id))
 
 
@@ -315,7 +305,7 @@ def _return_step(step: str, model: type[BaseModel]) -> None:
                     idempotency_key: IdempotencyKey = None) -> Any:
         state: ReturnState = await _state(svc, "return", case_id)
         window = state.windows.get(state.stage or "")
-        _require(may.may_step(staff, "return", step, window.department if window else None))
+        require(may.may_step(staff, "return", step, window.department if window else None))
         data = body.model_dump(mode="json")
 
         async def run(token: str | None) -> dict[str, Any]:
@@ -342,7 +332,7 @@ async def start_plan(contract_id: CaseId, body: StartPlan, staff: CurrentStaff, 
                      idempotency_key: IdempotencyKey = None) -> Any:
     """Start the contract's plan from its delivery date: monthly follow-ups, monthly or
     quarterly inspections, key equipment every 6 months, a full check every 12."""
-    _require(may.may_plan(staff))
+    require(may.may_plan(staff))
 
     async def run(token: str | None) -> dict[str, Any]:
         op = WithStartWorkflowOperation(
@@ -363,7 +353,7 @@ async def start_plan(contract_id: CaseId, body: StartPlan, staff: CurrentStaff, 
 @router.get("/contracts/{contract_id}/plan", response_model=PlanState, responses=ERRORS, tags=["maintenance"])
 async def get_plan(contract_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
     """The plan: settings, the next month due, visits so far per kind, the latest visits."""
-    _require(may.may_read(staff, "plan"))
+    require(may.may_read(staff, "plan"))
     return _answer(staff, await _state(svc, "plan", contract_id))
 
 
@@ -375,7 +365,7 @@ async def plan_history(contract_id: CaseId, staff: CurrentStaff, svc: Svc) -> An
 def _plan_step(step: str, model: type[BaseModel]) -> None:
     async def route(contract_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
-        _require(may.may_plan(staff))
+        require(may.may_plan(staff))
         await _state(svc, "plan", contract_id)
         data = body.model_dump(mode="json")
 
@@ -402,7 +392,7 @@ for _name, (_, _model) in maintenance.STEPS.items():
 async def get_inspection(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
     """A visit: kind, due day and window, team, customer staff and training, findings,
     replacement recommendations, tickets opened."""
-    _require(may.may_read(staff, "inspection"))
+    require(may.may_read(staff, "inspection"))
     return _answer(staff, await _state(svc, "inspection", case_id))
 
 
@@ -415,7 +405,7 @@ def _inspection_step(step: str, model: type[BaseModel]) -> None:
     async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
         state: InspectionState = await _state(svc, "inspection", case_id)
-        _require(may.may_visit_step(staff, step, state.responsible, state.team))
+        require(may.may_visit_step(staff, step, state.responsible, state.team))
         data = body.model_dump(mode="json")
 
         async def run(token: str | None) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from domain.permissions import Decision
+
 log = logging.getLogger("weibao.api")
 
 
@@ -36,6 +38,20 @@ def forbidden(detail: str, field: str | None = None) -> ApiError:
 
 def not_found(detail: str, field: str | None = None) -> ApiError:
     return ApiError(404, "not_found", detail, field)
+
+
+def require(decision: Decision) -> None:
+    """Go on if domain.permissions allowed it; else 422 for bad data it names, or 403."""
+    if decision:
+        return
+    if decision.invalid:
+        raise ApiError(422, "invalid", f"{decision.field}: {decision.reason}", decision.field)
+    raise forbidden(decision.reason, decision.field)
+
+
+def documented(*answers: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """The error answers of a route, for the OpenAPI document: (status, description)..."""
+    return {code: {"model": ErrorBody, "description": text} for code, text in answers}
 
 
 def body(error: str, detail: str, field: str | None = None) -> dict[str, Any]:

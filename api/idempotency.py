@@ -11,9 +11,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Header
 
 from api.db import Database
+
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=200,
+    description="retry safely: the same key and body answer the first answer and record nothing new")]
 
 DDL = ("CREATE TABLE IF NOT EXISTS api_idempotency (scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
        "status INTEGER, response TEXT, created_at TEXT NOT NULL)")
