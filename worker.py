@@ -15,10 +15,10 @@ from temporalio.worker import Worker
 
 from activities import config
 from activities.outbox import Outbox
-from activities.store import open_tickets
+from activities.store import open_store
 from activities.temporal import connect
-from activities.cases import CaseActivities
-from activities.tickets import TicketActivities
+from activities.visits import Visits
+from activities.record import Recorder
 from workflows.complaint import ComplaintWorkflow
 from workflows.inspection import InspectionWorkflow
 from workflows.plan import PlanWorkflow
@@ -29,15 +29,14 @@ log = logging.getLogger("weibao.worker")
 WORKFLOWS = [TicketWorkflow, ComplaintWorkflow, ReturnWorkflow, PlanWorkflow, InspectionWorkflow]
 
 
-def build_worker(client: Client, activities: TicketActivities, task_queue: str | None = None,
+def build_worker(client: Client, recorder: Recorder, task_queue: str | None = None,
                  executor: ThreadPoolExecutor | None = None, **options) -> Worker:
     return Worker(
         client,
         task_queue=task_queue or config.task_queue(),
         workflows=WORKFLOWS,
-        # the case activities share the ticket activities' event store and org; the client
-        # lets an inspection finding open a fault ticket
-        activities=[*activities.all(), *CaseActivities(activities.tickets, activities.org, client).all()],
+        # the client lets a plan start its visits and an inspection finding open a fault ticket
+        activities=[*recorder.all(), *Visits(client).all()],
         activity_executor=executor or ThreadPoolExecutor(max_workers=16),
         max_concurrent_local_activities=16,
         **options,
@@ -47,9 +46,9 @@ def build_worker(client: Client, activities: TicketActivities, task_queue: str |
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     org = config.load_org()
-    activities = TicketActivities(open_tickets(), org, Outbox())
+    recorder = Recorder(open_store(), org, Outbox())
     client = await connect()
-    worker = build_worker(client, activities)
+    worker = build_worker(client, recorder)
     log.info("worker on %s, task queue %s, event store %s, org %s (%d staff)", config.temporal_address(),
              config.task_queue(), config.store_kind(), config.org_file(), len(org.staff))
     # SIGINT or SIGTERM (whatever the disposition inherited from the parent) drains the

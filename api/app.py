@@ -25,22 +25,21 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import config
-from activities.cases import fill_case_ids
-from activities.store import Tickets, open_tickets
+from activities.store import fill_case_ids
+from activities.store import EventStore, open_store
 from activities.temporal import connect
 from api import errors
 from api.auth import Tokens
 from api.db import Database
 from api.errors import ApiError, not_found, require, unauthorized
 from api.idempotency import Claim, IdempotencyKey, IdempotencyKeys, KeyReused, fingerprint
-from api.models import (History, HistoryEvent, TicketCreated, TicketPage, Verification, read_history,
+from api.models import (History, HistoryEvent, TicketCreated, TicketPage, Verification,
                         replay)
 from domain import chain, permissions
 from domain.lifecycle import TicketState
 from domain.org import Org, Staff
 from domain.permissions import TicketFacts
 from domain.steps import STEPS, ReportTicket
-from domain.ticket import ticket_uuid
 from projections import ticket_list
 from workflows.messages import ReportCommand, StartTicket, StepCommand
 from workflows.ticket import TicketWorkflow, ticket_workflow_id
@@ -53,7 +52,7 @@ STATUSES = ticket_list.STATUSES
 @dataclass
 class Services:
     client: Client
-    tickets: Tickets
+    store: EventStore  # the event store of every case kind
     org: Org
     tokens: Tokens
     keys: IdempotencyKeys
@@ -71,19 +70,19 @@ class Services:
         return fn(*args) if self.inline_io else await run_in_threadpool(fn, *args)
 
     @classmethod
-    def build(cls, client: Client, tickets: Tickets, org: Org, task_queue: str | None = None,
+    def build(cls, client: Client, store: EventStore, org: Org, task_queue: str | None = None,
               db: Database | None = None) -> "Services":
         own_db = db is None
         db = db or Database()
-        return cls(client=client, tickets=tickets, org=org, tokens=Tokens(db), keys=IdempotencyKeys(db),
+        return cls(client=client, store=store, org=org, tokens=Tokens(db), keys=IdempotencyKeys(db),
                    task_queue=task_queue or config.task_queue(),
                    closers=[db.close] if own_db else [], inline_io=db.kind == "sqlite")
 
     @classmethod
     async def from_env(cls) -> "Services":
-        tickets = open_tickets()
-        svc = cls.build(await connect(), tickets, config.load_org())
-        svc.closers.append(tickets.close)
+        store = open_store()
+        svc = cls.build(await connect(), store, config.load_org())
+        svc.closers.append(store.close)
         return svc
 
     def close(self) -> None:
@@ -177,18 +176,18 @@ def _from_temporal(e: Exception, ticket_id: str) -> ApiError:
 
 async def _history(svc: Services, ticket_id: str, staff: Staff) -> tuple[list[dict[str, Any]], int | None]:
     """The ticket's events, after checking the reader may see the ticket."""
-    events, damaged = await svc.io(read_history, svc.tickets, ticket_id)
+    events, damaged = await svc.io(svc.store.read_history, "ticket", ticket_id)
     if not events and damaged is None:
         raise not_found(f"no ticket {ticket_id}")
     require(permissions.may_read(staff, _facts(replay(ticket_id, events))))
     return events, damaged
 
 
-def _current(tickets: Tickets, ticket_id: str) -> TicketState | None:
+def _current(store: EventStore, ticket_id: str) -> TicketState | None:
     """The ticket's recorded state, from the event store (its cached aggregate, brought
     up to date with the events recorded since), or None if it was never reported."""
     try:
-        return tickets.repository.get(ticket_uuid(ticket_id), deepcopy_from_cache=False).state
+        return store.aggregate("ticket", ticket_id, deepcopy_from_cache=False).state
     except AggregateNotFoundError:
         return None
     except Exception:  # noqa: BLE001 - a stored event that cannot be read or applied
@@ -258,7 +257,7 @@ def create_app(services: Services | None = None) -> FastAPI:
                 TicketWorkflow.report, ReportCommand(actor=staff.id, report=report),
                 start_workflow_operation=op, id="report")
         except WorkflowAlreadyStartedError:  # the key's ticket exists and its workflow has closed
-            events, _ = await svc.io(read_history, svc.tickets, ticket_id)
+            events, _ = await svc.io(svc.store.read_history, "ticket", ticket_id)
             state = replay(ticket_id, events)
         except (WorkflowUpdateFailedError, RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as e:
             if claim is not None:
@@ -275,7 +274,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         if claim is not None and claim.status is not None:
             return JSONResponse(claim.response, status_code=claim.status)
         try:
-            current = await svc.io(_current, svc.tickets, ticket_id)
+            current = await svc.io(_current, svc.store, ticket_id)
             if current is None:
                 raise not_found(f"no ticket {ticket_id}")
             require(permissions.may_step(svc.org, staff, step, _facts(current), data))
@@ -342,7 +341,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         """The recorded domain events in order, with business time `at` and recording time."""
         events, damaged = await _history(svc, ticket_id, staff)
         _undamaged(ticket_id, damaged)
-        linked = await svc.io(fill_case_ids, svc.tickets, await run_in_threadpool(svc.linked_cases, ticket_id))
+        linked = await svc.io(fill_case_ids, svc.store, await run_in_threadpool(svc.linked_cases, ticket_id))
         return {"ticket_id": ticket_id, "events": [
             HistoryEvent(**{**e, "data": permissions.mask(staff, e["data"])}) for e in events],
             "linked_cases": linked}
@@ -377,7 +376,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> Any:
-        """Tickets, newest report first; engineers see their own."""
+        """EventStore, newest report first; engineers see their own."""
         decision, assignee = permissions.list_filter(staff, assignee)
         require(decision)
         rows = await run_in_threadpool(svc.list_tickets, status, assignee, breached, limit + 1, offset)

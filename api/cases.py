@@ -32,7 +32,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import config
-from activities.cases import case_history, get_case
 from api import errors
 from api.errors import ApiError, not_found, require
 from api.idempotency import IdempotencyKey, KeyReused, fingerprint
@@ -149,7 +148,7 @@ def _refusal(e: Exception, what: str) -> ApiError:
 
 async def _state(svc: Any, kind: str, case_id: str) -> Any:
     try:
-        case = await run_in_threadpool(get_case, svc.tickets, kind, case_id)
+        case = await run_in_threadpool(svc.store.aggregate, kind, case_id)
     except AggregateNotFoundError:
         raise not_found(f"no {kind} {case_id}") from None
     return case.state
@@ -197,7 +196,7 @@ async def _step(svc: Any, what: str, workflow_id: str, update: Any, cmd: StepCom
 
 async def _history(svc: Any, staff: Staff, kind: str, case_id: str) -> dict[str, Any]:
     require(may.may_read(staff, kind))
-    events = await run_in_threadpool(case_history, svc.tickets, kind, case_id)
+    events = await run_in_threadpool(svc.store.history, kind, case_id)
     if not events:
         raise not_found(f"no {kind} {case_id}")
     return CaseHistory(kind=kind, case_id=case_id, intact=chain.verify(events) is None, events=[

@@ -7,10 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from activities.store import Tickets
 from domain import lifecycle
 from domain.lifecycle import TicketState
-from domain.ticket import ticket_uuid
 
 
 class TicketCreated(BaseModel):
@@ -84,27 +82,10 @@ class TicketPage(BaseModel):
     next_offset: int | None = Field(description="offset of the next page, null on the last")
 
 
-def read_history(tickets: Tickets, ticket_id: str) -> tuple[list[dict[str, Any]], int | None]:
-    """The ticket's events in order, as dicts, and the version of the first stored
-    event that cannot even be decoded (None when all can)."""
-    out: list[dict[str, Any]] = []
-    for stored in tickets.recorder.select_events(ticket_uuid(ticket_id)):
-        try:
-            e = tickets.mapper.to_domain_event(stored)
-        except Exception:  # a damaged row: verify names it, reads refuse to fold past it
-            return out, stored.originator_version
-        out.append({
-            "ticket": str(e.originator_id), "version": e.originator_version, "type": type(e).__name__,
-            "at": e.at, "actor": e.actor, "command_id": e.command_id, "data": e.data,
-            "prev_hash": e.prev_hash, "hash": e.hash, "recorded_at": e.timestamp,
-        })
-    return out, None
-
-
 def replay(ticket_id: str, events: list[dict[str, Any]], *, version: int | None = None,
            as_of: datetime | None = None) -> TicketState:
     """The state after the events up to `version`, or up to business time `as_of`."""
-    state = TicketState(ticket_id=ticket_id)
+    state = TicketState(case_id=ticket_id)
     for e in events:
         if (version is not None and e["version"] > version) or (as_of is not None and e["at"] > as_of):
             break

@@ -237,8 +237,8 @@ async def main(n: int, rounds: int, loads: list[int], verbose: bool) -> None:
         os.environ.update(env)
         from activities import config
         from activities.outbox import Outbox
-        from activities.store import open_tickets
-        from activities.tickets import TicketActivities
+        from activities.store import open_store
+        from activities.record import Recorder
         from api.auth import Tokens
         from api.db import Database
         from workflows.ticket import TicketWorkflow
@@ -247,7 +247,7 @@ async def main(n: int, rounds: int, loads: list[int], verbose: bool) -> None:
         tokens = {who: Tokens(db).issue(who) for who in ("C001", "S001", "E001")}
         db.close()
         client = await Client.connect(address, data_converter=pydantic_data_converter)
-        acts = TicketActivities(open_tickets(), config.load_org(), Outbox())
+        acts = Recorder(open_store(), config.load_org(), Outbox())
         bare_worker = Worker(client, task_queue="bare", workflows=[BareWorkflow], activities=[noop],
                              activity_executor=ThreadPoolExecutor(16))
         api = start_api(env, port)

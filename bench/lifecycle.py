@@ -83,12 +83,12 @@ async def main(n: int, concurrency: int, rounds: int) -> None:
         os.environ.update(WEIBAO_EVENT_STORE="sqlite", WEIBAO_SQLITE_PATH=str(tmp / "events.db"))
         from activities import config
         from activities.outbox import Outbox
-        from activities.store import open_tickets
-        from activities.tickets import TicketActivities
+        from activities.store import open_store
+        from activities.record import Recorder
         from worker import build_worker
 
         client = await Client.connect(address, data_converter=pydantic_data_converter)
-        acts = TicketActivities(open_tickets(), config.load_org(), Outbox())
+        acts = Recorder(open_store(), config.load_org(), Outbox())
         bare_worker = Worker(client, task_queue="bare", workflows=[BareWorkflow], activities=[noop],
                              activity_executor=ThreadPoolExecutor(16))
         async with bare_worker, build_worker(client, acts, task_queue="tickets"):

@@ -105,7 +105,7 @@ def append_events(app, total: int, active: int = 250, seed: int = 4, prefix: str
         while len(flight) < active and planned < total:
             n += 1
             at = start + timedelta(minutes=7 * n)
-            t = Ticket.report(f"{prefix}{n:06d}", at=at, actor="C001", command_id=f"{prefix}:{n}:report", data={
+            t = Ticket.open(f"{prefix}{n:06d}", at=at, actor="C001", command_id=f"{prefix}:{n}:report", data={
                 "customer": rng.choice(CUSTOMERS), "site": "Kunming", "contact_phone": "0871-6300000",
                 "product_model": rng.choice(["HIS-Server R740", "PACS-Store S3", "Core-Switch 9300"]),
                 "symptoms": rng.choice(SYMPTOMS), "channel": "phone", "severity": "general", "zone": "A",
@@ -155,12 +155,12 @@ def main() -> None:
 
     dbname = os.environ.get("BENCH_POSTGRES_DBNAME", "weibao_bench")
     os.environ.update(WEIBAO_EVENT_STORE="postgres", POSTGRES_DBNAME=dbname)
-    from activities.store import open_tickets
+    from activities.store import open_store
     from projections.runner import ReadModels, Runner, catch_up_in_processes
 
     if not args.keep:
         reset_database(dbname)
-    app = open_tickets("postgres")
+    app = open_store("postgres")
     if args.keep:
         events = app.recorder.max_notification_id() or 0
         print(f"reusing {events} events in {dbname}")

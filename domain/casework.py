@@ -1,8 +1,11 @@
-"""What complaints, returns/exchanges and inspections share with the fault ticket's
-windows, as pure rules: a window is counted from when its stage starts (not always
-from the report), and a missed one raises the ticket's alarms (§九.A.2-3): the 75 %
-warning to the responsible person, the breach with escalation to the direct superior
-at the deadline, company leadership half a window later. Each (goal, kind) once.
+"""What every case kind shares, the fault ticket included, as pure rules: the one
+error for a step not legal now, the windows a case records when a stage starts, and
+the alarm facts (warning, breach, escalation) folded into its state. A window is
+counted from when its stage starts; what its missed deadline raises is the alarm
+schedule of `domain.sla` (§九.A.2-3).
+
+A window travels in the event that opens it with every instant its alarms need, so a
+later change of a rule (the window table, the 75 % warning) changes the future only.
 
 No Temporal, no eventsourcing: workflows import this through the sandbox."""
 from __future__ import annotations
@@ -14,15 +17,25 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from domain import policy
-from domain.lifecycle import Alert
-from domain.sla import AFTER, Alarm, split_due
 
-__all__ = ["Alarm", "Alert", "CaseState", "IllegalStep", "OpenWindow", "due", "evolve_alarm", "open_window",
-           "parse_windows", "pending"]
+__all__ = ["Alert", "CaseState", "IllegalStep", "OpenWindow", "evolve_alarm", "open_window", "parse_windows"]
+
+
+class Alert(BaseModel):
+    """A warning, breach or escalation as a case shows it."""
+
+    goal: str
+    deadline: datetime
+    at: datetime
+    responsible: str | None = None
+    level: int | None = None  # 0 warning to the responsible person, 1 superior, 2 leadership
+    to: str | None = None
+    to_name: str | None = None
+    reason: str | None = None
 
 
 class IllegalStep(Exception):
-    """A step that the case's current state does not allow."""
+    """A step that the case's current state does not allow (every case kind's one error)."""
 
     def __init__(self, status: str, step: str, reason: str, noun: str = "case"):
         self.status, self.step, self.reason = status, step, reason
@@ -30,20 +43,33 @@ class IllegalStep(Exception):
 
 
 class OpenWindow(BaseModel):
-    """A window for one goal: who answers for it, from when, until when."""
+    """A window for one goal: who answers for it, from when, until when, and when its
+    warning and its leadership escalation fall due (recorded since the alarm instants
+    travel with the window; None in events recorded before, see `domain.sla`)."""
 
     goal: str
     started_at: datetime
     deadline: datetime
     responsible: str | None = None  # a staff id
     department: str | None = None  # a department id
+    warn_at: datetime | None = None
+    leadership_at: datetime | None = None
+
+
+def window(goal: str, started_at: datetime, deadline: datetime, responsible: str | None = None,
+           department: str | None = None) -> OpenWindow:
+    """A window from `started_at` to `deadline` with its alarm instants from today's policy:
+    called only when the window is first recorded."""
+    span = deadline - started_at
+    return OpenWindow(goal=goal, started_at=started_at, deadline=deadline, responsible=responsible,
+                      department=department, warn_at=started_at + span * policy.WARNING_AT,
+                      leadership_at=deadline + span * policy.LEADERSHIP_AFTER)
 
 
 def open_window(goal: str, started_at: datetime, within: timedelta, responsible: str | None = None,
                 department: str | None = None) -> dict[str, Any]:
     """A window as JSON-ready event data."""
-    return OpenWindow(goal=goal, started_at=started_at, deadline=started_at + within, responsible=responsible,
-                      department=department).model_dump(mode="json")
+    return window(goal, started_at, started_at + within, responsible, department).model_dump(mode="json")
 
 
 class CaseState(BaseModel):
@@ -65,36 +91,6 @@ class CaseState(BaseModel):
     @property
     def is_open(self) -> bool:
         return self.status != "new" and self.status not in self.TERMINAL
-
-
-def pending(state: CaseState) -> list[Alarm]:
-    """Alarms not yet raised for windows not yet met, in time order. Leadership that a
-    customer's request has already reached is not told again by a timer."""
-    if not state.is_open:
-        return []
-    out = []
-    for goal, w in state.windows.items():
-        if goal in state.met:
-            continue
-        span = w.deadline - w.started_at
-        for kind, at in (
-            ("warning", w.started_at + span * policy.WARNING_AT),
-            ("breach", w.deadline + AFTER),
-            ("leadership", w.deadline + span * policy.LEADERSHIP_AFTER + AFTER),
-        ):
-            if f"{goal}:{kind}" in state.fired:
-                continue
-            if kind == "warning" and f"{goal}:breach" in state.fired:
-                continue
-            if kind == "leadership" and state.requested_level >= 2:
-                continue
-            out.append(Alarm(goal, kind, at, w.deadline))
-    return sorted(out, key=lambda a: a.at)
-
-
-def due(state: CaseState, now: datetime) -> tuple[list[Alarm], datetime | None]:
-    """The alarms due at `now`, and when the next one falls due (None: no more)."""
-    return split_due(pending(state), now)
 
 
 def evolve_alarm(s: CaseState, event_type: str, data: dict, at: datetime) -> bool:

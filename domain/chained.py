@@ -1,11 +1,11 @@
-"""The base of the case aggregates (complaint, return/exchange, inspection, maintenance
-plan), built like the Ticket: every fact is a domain event carrying business time
+"""The one aggregate base of every case kind (fault ticket, complaint, return/exchange,
+inspection, maintenance plan): every fact is a domain event carrying business time
 `at`, the `actor`, the command id that made it (for exactly-once recording) and the
-per-case hash chain of `domain.chain`. The fold and the step check are each case's
+per-case hash chain of `domain.chain`. The fold and the step check are each kind's
 pure rules, so the aggregate, the workflow and a history replay agree.
 
-Events are named `<Case>.<EventType>` in the store (eventsourcing topics), and all
-cases live in the one event store the tickets use."""
+Events are named `<Case>.<EventType>` in the store (eventsourcing topics, e.g.
+`domain.ticket:Ticket.Reported`), and every kind lives in the one event store."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -26,6 +26,7 @@ def case_uuid(kind: str, case_id: str) -> UUID:
 class ChainedCase(Aggregate):
     KIND: ClassVar[str]
     CREATED: ClassVar[str]  # the event type that opens the case
+    ID_FIELD: ClassVar[str] = "case_id"  # where the opening event's data carries the public id
     new_state: ClassVar[Callable[[str], CaseState]]
     fold: ClassVar[Callable[[CaseState, str, dict, datetime, str], CaseState]]
     check: ClassVar[Callable[[CaseState, str, dict], None]]
@@ -45,14 +46,14 @@ class ChainedCase(Aggregate):
 
         def apply(self, case: "ChainedCase") -> None:
             cls = type(case)
-            state = case.state or cls.new_state(self.data.get("case_id", ""))
+            state = case.state or cls.new_state(self.data.get(cls.ID_FIELD, ""))
             case.state = cls.fold(state, type(self).__name__, self.data, self.at, self.actor)
             case.head_hash = self.hash
             case.command_ids.add(self.command_id)
 
     @classmethod
     def open(cls, case_id: str, *, at: datetime, actor: str, command_id: str, data: dict) -> "ChainedCase":
-        data = {**data, "case_id": case_id}
+        data = {**data, cls.ID_FIELD: case_id}
         event_class = getattr(cls, cls.CREATED)
         originator = case_uuid(cls.KIND, case_id)
         recorded_at = event_class.create_timestamp()
@@ -78,5 +79,6 @@ class ChainedCase(Aggregate):
 
 
 def event_types(case: type[ChainedCase]) -> set[str]:
+    """The event types a case kind declares (each once, as a nested class)."""
     return {name for name in dir(case) if isinstance(getattr(case, name), type)
             and issubclass(getattr(case, name), ChainedCase.Event)} - {"Event", "Created"}

@@ -1,40 +1,26 @@
-"""The fault ticket's state machine: which step is legal when, and how each recorded
-event changes the state. One fold serves the aggregate, the workflow and the
-history replay (`as_of`), so all three agree by construction."""
+"""The fault ticket's rules as a case kind: which step is legal when, and how each
+recorded event changes the state. One fold serves the aggregate, the workflow and the
+history replay (`as_of`), so all three agree by construction.
+
+The fold reads what was recorded: the windows (deadlines and alarm instants) travel in
+`Reported` and `Triaged`, decided from the window table once, when the fact was first
+recorded (`windows_data`). Changing the table changes tickets reported afterwards."""
 from __future__ import annotations
 
 from datetime import datetime
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import AliasChoices, Field, computed_field
 
 from domain import policy
+from domain.casework import Alert, CaseState, IllegalStep, OpenWindow, evolve_alarm, window
 from domain.steps import STEPS
 
-
-class IllegalStep(Exception):
-    """A step that the ticket's current state does not allow."""
-
-    def __init__(self, status: str, step: str, reason: str):
-        self.status, self.step, self.reason = status, step, reason
-        super().__init__(f"step '{step}' is not allowed while the ticket is '{status}': {reason}")
+__all__ = ["Alert", "IllegalStep", "TicketState", "check", "evolve", "windows_data"]
 
 
-class Alert(BaseModel):
-    """A warning, breach or escalation as the ticket shows it."""
-
-    goal: str
-    deadline: datetime
-    at: datetime
-    responsible: str | None = None
-    level: int | None = None  # 0 warning to the responsible person, 1 superior, 2 leadership
-    to: str | None = None
-    to_name: str | None = None
-    reason: str | None = None
-
-
-class TicketState(BaseModel):
-    ticket_id: str
-    version: int = 0
-    status: str = "new"
+class TicketState(CaseState):
+    case_id: str = Field(validation_alias=AliasChoices("case_id", "ticket_id"))
     customer: str = ""
     site: str = ""
     contact_phone: str = ""
@@ -47,8 +33,6 @@ class TicketState(BaseModel):
     severity: str = "general"
     zone: str = "A"
     service_category: str | None = None
-    deadlines: dict[str, datetime] = Field(default_factory=dict)
-    met: dict[str, datetime] = Field(default_factory=dict)
     supervisor: str | None = None
     assignee: str | None = None
     travel_mode: str | None = None
@@ -61,10 +45,17 @@ class TicketState(BaseModel):
     resolved_at: datetime | None = None
     satisfaction: int | None = None
     closed_at: datetime | None = None
-    warnings: list[Alert] = Field(default_factory=list)
-    breaches: list[Alert] = Field(default_factory=list)
-    escalations: list[Alert] = Field(default_factory=list)
-    fired: list[str] = Field(default_factory=list)  # "goal:kind" alarms already raised
+
+    @computed_field
+    @property
+    def ticket_id(self) -> str:
+        return self.case_id
+
+    @computed_field
+    @property
+    def deadlines(self) -> dict[str, datetime]:
+        """Deadline per goal, as recorded."""
+        return {goal: w.deadline for goal, w in self.windows.items()}
 
     @property
     def responsible(self) -> str | None:
@@ -78,12 +69,12 @@ _OPEN_WORK = ("dispatched", "in_progress")
 def check(state: TicketState, step: str, data: dict) -> None:
     """Raise IllegalStep unless `step` with `data` is legal now."""
     if step not in STEPS:
-        raise IllegalStep(state.status, step, f"unknown step; steps are {', '.join(STEPS)}")
+        raise IllegalStep(state.status, step, f"unknown step; steps are {', '.join(STEPS)}", "ticket")
     s = state.status
 
     def need(cond: bool, reason: str) -> None:
         if not cond:
-            raise IllegalStep(s, step, reason)
+            raise IllegalStep(s, step, reason, "ticket")
 
     need(s not in ("new",), "the ticket has not been reported yet")
     need(s != "closed", "the ticket is closed")
@@ -132,6 +123,25 @@ def check(state: TicketState, step: str, data: dict) -> None:
         need(state.backup_unit is None, "the backup unit must be retrieved first")
 
 
+def windows_data(reported_at: datetime, severity: str, zone: str) -> dict[str, Any]:
+    """The windows of a ticket as event data, from today's window table: consulted once,
+    when `Reported` or `Triaged` is first recorded. Every window counts from the report."""
+    return {goal: {k: v.isoformat() if isinstance(v, datetime) else v
+                   for k, v in window(goal, reported_at, deadline).model_dump().items()}
+            for goal, deadline in policy.deadlines(reported_at, severity, zone).items()}
+
+
+def _recorded_windows(data: dict, reported_at: datetime | None, kept: dict[str, OpenWindow]) -> dict[str, OpenWindow]:
+    """The windows an event recorded: in full, or (events recorded before the alarm instants
+    travelled with them) as deadlines counted from the report; `kept` when it recorded none."""
+    if "windows" in data:
+        return {goal: OpenWindow(**w) for goal, w in data["windows"].items()}
+    if "deadlines" in data and reported_at is not None:
+        return {goal: OpenWindow(goal=goal, started_at=reported_at, deadline=deadline)
+                for goal, deadline in data["deadlines"].items()}
+    return kept
+
+
 def evolve(state: TicketState, event_type: str, data: dict, at: datetime, actor: str) -> TicketState:
     """The state after a recorded event. Never raises on a recorded fact."""
     s = state.model_copy(deep=True)
@@ -142,13 +152,12 @@ def evolve(state: TicketState, event_type: str, data: dict, at: datetime, actor:
                   "symptoms", "channel", "severity", "zone"):
             setattr(s, k, data.get(k))
         s.received_by, s.reported_at = actor, at
-        s.deadlines = policy.deadlines(at, s.severity, s.zone)
+        s.windows = _recorded_windows(data, at, s.windows)
     elif event_type == "Triaged":
         s.severity, s.zone = data["severity"], data["zone"]
         s.service_category = data.get("service_category", "free")
         s.supervisor = actor
-        if s.reported_at is not None:
-            s.deadlines = policy.deadlines(s.reported_at, s.severity, s.zone)
+        s.windows = _recorded_windows(data, s.reported_at, s.windows)
         if s.status == "reported":
             s.status = "triaged"
     elif event_type == "Dispatched":
@@ -180,16 +189,8 @@ def evolve(state: TicketState, event_type: str, data: dict, at: datetime, actor:
         s.satisfaction, s.status = data["satisfaction"], "signed_off"
     elif event_type == "Closed":
         s.closed_at, s.status = at, "closed"
-    elif event_type == "SlaWarned":
-        s.warnings.append(Alert(**data, at=at))
-        s.fired.append(f"{data['goal']}:warning")
-    elif event_type == "SlaBreached":
-        s.breaches.append(Alert(**data, at=at))
-        s.fired.append(f"{data['goal']}:breach")
-    elif event_type == "Escalated":
-        s.escalations.append(Alert(**data, at=at))
-        if data["level"] >= 2:
-            s.fired.append(f"{data['goal']}:leadership")
+    else:
+        evolve_alarm(s, event_type, data, at)
     return s
 
 

@@ -1,13 +1,17 @@
-"""When the ticket's alarms go off: the 75 % warning, the breach with escalation to
-the responsible person's direct superior, and company leadership half a window
-after the deadline (§九.A.2-3). Pure: the workflow turns these into timers."""
+"""When a case's alarms go off, for every case kind: the 75 % warning, the breach with
+escalation to the responsible person's direct superior, and company leadership half a
+window after the deadline (§九.A.2-3). Pure: the one alarm loop
+(`workflows.casework.CaseWorkflow._watch`) turns these into one durable timer.
+
+The instants come from the windows as recorded (`domain.casework.OpenWindow`), never
+from today's policy: a window recorded before its alarm instants travelled with it
+uses the fractions in force then (`RECORDED_WARNING_AT`, `RECORDED_LEADERSHIP_AFTER`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from domain import policy
-from domain.lifecycle import TicketState
+from domain.casework import CaseState
 
 # The breach is the first instant after the deadline (Temporal's clock has ms resolution).
 AFTER = timedelta(milliseconds=1)
@@ -25,28 +29,34 @@ class Alarm:
         return f"{self.goal}:{self.kind}"
 
 
-def pending(state: TicketState) -> list[Alarm]:
-    """Alarms not yet raised for goals not yet met, in time order.
+# The fractions of a window in force before the alarm instants were recorded with it.
+RECORDED_WARNING_AT = 0.75
+RECORDED_LEADERSHIP_AFTER = 0.5
 
-    Each (goal, kind) fires at most once per ticket, however often it is re-triaged;
-    a goal dropped by a re-triage takes its alarms with it."""
-    if state.status in ("new", "closed") or state.reported_at is None:
+
+def pending(state: CaseState) -> list[Alarm]:
+    """Alarms not yet raised for windows not yet met, in time order.
+
+    Each (goal, kind) fires at most once per case, however often its windows change
+    (a re-triage); a goal dropped by a change takes its alarms with it. Leadership that
+    a customer's own request has already reached is not told again by a timer."""
+    if not state.is_open:
         return []
     out = []
-    for goal, deadline in state.deadlines.items():
+    for goal, w in state.windows.items():
         if goal in state.met:
             continue
-        window = deadline - state.reported_at
-        for kind, at in (
-            ("warning", state.reported_at + window * policy.WARNING_AT),
-            ("breach", deadline + AFTER),
-            ("leadership", deadline + window * policy.LEADERSHIP_AFTER + AFTER),
-        ):
+        span = w.deadline - w.started_at
+        warn_at = w.warn_at or w.started_at + span * RECORDED_WARNING_AT
+        leadership_at = w.leadership_at or w.deadline + span * RECORDED_LEADERSHIP_AFTER
+        for kind, at in (("warning", warn_at), ("breach", w.deadline + AFTER), ("leadership", leadership_at + AFTER)):
             if f"{goal}:{kind}" in state.fired:
                 continue
             if kind == "warning" and f"{goal}:breach" in state.fired:
                 continue  # a warning after the breach says nothing new
-            out.append(Alarm(goal, kind, at, deadline))
+            if kind == "leadership" and state.requested_level >= 2:
+                continue
+            out.append(Alarm(goal, kind, at, w.deadline))
     return sorted(out, key=lambda a: a.at)
 
 
@@ -54,8 +64,7 @@ LEVEL = {"warning": 0, "breach": 1, "leadership": 2}
 
 
 def message(alarm: Alarm) -> tuple[str, str, str]:
-    """(event type, command key, reason) of the warning or escalation `alarm` raises;
-    tickets and cases alike."""
+    """(event type, command key, reason) of the warning or escalation `alarm` raises."""
     if alarm.kind == "warning":
         return "SlaWarned", alarm.key, f"{alarm.goal} due at {alarm.deadline.isoformat()}: 75% of the window has passed"
     reason = (f"{alarm.goal} deadline {alarm.deadline.isoformat()} missed"
@@ -63,7 +72,7 @@ def message(alarm: Alarm) -> tuple[str, str, str]:
     return "Escalated", f"{alarm.key}:escalated", reason
 
 
-def due(state: TicketState, now: datetime) -> tuple[list[Alarm], datetime | None]:
+def due(state: CaseState, now: datetime) -> tuple[list[Alarm], datetime | None]:
     """The alarms due at `now`, and when the next one falls due (None: no more)."""
     return split_due(pending(state), now)
 

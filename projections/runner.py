@@ -25,7 +25,7 @@ from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.utils import Environment
 
 from activities import config
-from activities.store import open_tickets, store_env
+from activities.store import open_store, store_env
 from projections.base import (EventKeys, PositionConflict, PostgresReadModelView, ReadModel, ReadModelView,
                               SQLiteReadModelView, event_keys)
 from projections.candidates import Candidates
@@ -43,7 +43,7 @@ READ_MODELS: tuple[type[ReadModel], ...] = (  # costliest to apply first (see `g
     DepartmentAccountability,
 )
 BY_NAME = {m.name: m for m in READ_MODELS}
-UPSTREAM = "tickets"  # the Tickets application's name: the tracked notification log
+UPSTREAM = "tickets"  # the EventStore application's name: the tracked notification log
 
 
 class ReadModels:
@@ -263,7 +263,7 @@ class _Waiter:
 def status(models: ReadModels | None = None, app: Any | None = None) -> list[dict[str, Any]]:
     """Each read model's position and lag behind the event store's last event."""
     models = models or read_models()
-    app = app or open_tickets(models.kind)
+    app = app or open_store(models.kind)
     head = app.recorder.max_notification_id() or 0
     return [{"name": name, "title": p.title, "position": pos or 0, "head": head, "lag": head - (pos or 0)}
             for name, pos, p in ((n, p.view.max_tracking_id(UPSTREAM), p) for n, p in models.projections.items())]
@@ -276,7 +276,7 @@ def rebuild(name: str, models: ReadModels | None = None, app: Any | None = None,
     if name not in BY_NAME:
         raise KeyError(f"no read model {name!r}; read models are {', '.join(BY_NAME)}")
     models = models or read_models()
-    app = app or open_tickets(models.kind)
+    app = app or open_store(models.kind)
     models.reset(name)
     runner = Runner(app, models, names=[name], batch_size=batch_size)
     try:
@@ -294,7 +294,7 @@ def groups(names: list[str], n: int) -> list[list[str]]:
 
 def _catch_up_child(names: list[str], batch_size: int | None, workers: int | None, barrier: Any,
                     results: Any) -> None:
-    app, models = open_tickets(), ReadModels()
+    app, models = open_store(), ReadModels()
     runner = Runner(app, models, names=names, batch_size=batch_size, workers=workers)
     barrier.wait()
     results.put((names, runner.catch_up(), runner.failed))
@@ -336,7 +336,7 @@ def serve(names: list[str] | None, batch_size: int | None, workers: int | None, 
           stop: threading.Event | None = None) -> int:
     """Run read models until SIGINT or SIGTERM (or, with `once`, until caught up)."""
     stop = stop or stop_on_signals()
-    app, models = open_tickets(), ReadModels()
+    app, models = open_store(), ReadModels()
     runner = Runner(app, models, names=names, batch_size=batch_size, workers=workers)
     log.info("pid %d: %s over the %s store; positions %s", os.getpid(),
              ", ".join(p.name for p in runner.projections), models.kind, runner.positions)
@@ -371,6 +371,6 @@ def stop_on_signals() -> threading.Event:
 def prepare() -> None:
     """Create the event store's and the read models' tables once, before processes
     that would otherwise race to create them start."""
-    app = open_tickets()
+    app = open_store()
     app.close()
     ReadModels().close()

@@ -13,8 +13,8 @@ import pytest
 import uvicorn
 
 from activities.outbox import Outbox
-from activities.store import open_tickets
-from activities.tickets import TicketActivities
+from activities.store import open_store
+from activities.record import Recorder
 from api.app import Services, create_app
 from domain.ticket import Ticket
 from eventsourcing.utils import get_topic
@@ -70,28 +70,28 @@ class Api:
         return r.json()
 
     def history(self, ticket_id: str) -> list[dict[str, Any]]:
-        return self.services.tickets.history(ticket_id)
+        return self.services.store.history("ticket", ticket_id)
 
 
 async def end_api_workflows(services: Services) -> None:
     """Terminate every ticket workflow the test started through the API: on the
     time-skipping server a timer of a workflow whose worker is gone holds the clock."""
     start, reported = 1, []
-    while notes := services.tickets.recorder.select_notifications(start=start, limit=500, topics=(REPORTED,)):
-        reported += [services.tickets.mapper.to_domain_event(n).data["ticket_id"] for n in notes]
+    while notes := services.store.recorder.select_notifications(start=start, limit=500, topics=(REPORTED,)):
+        reported += [services.store.mapper.to_domain_event(n).data["ticket_id"] for n in notes]
         start = notes[-1].id + 1
     for ticket_id in reported:
         try:
             await services.client.get_workflow_handle(ticket_workflow_id(ticket_id)).terminate("test over")
         except Exception:
             pass  # already closed
-    await end_case_workflows(services.client, services.tickets)
+    await end_case_workflows(services.client, services.store)
 
 
 def catch_up_ticket_list(services: Services) -> None:
     """GET /tickets and a history's linked cases read the ticket_list read model; in
     tests the runner catches up just before each read instead of running beside the API."""
-    runner = Runner(services.tickets, read_models(), names=["ticket_list"])
+    runner = Runner(services.store, read_models(), names=["ticket_list"])
 
     def caught_up(read):
         def read_caught_up(*args, **kwargs):
@@ -106,14 +106,14 @@ def catch_up_ticket_list(services: Services) -> None:
 @asynccontextmanager
 async def api_stack(env, org, kind: str, use_store) -> AsyncIterator[Api]:
     use_store(kind)
-    tickets = open_tickets()
+    tickets = open_store()
     outbox = Outbox()
     task_queue = f"tq-{uuid.uuid4()}"
     services = Services.build(env.client, tickets, org, task_queue=task_queue)
     catch_up_ticket_list(services)
     app = create_app(services)
     try:
-        async with running_worker(env.client, TicketActivities(tickets, org, outbox), task_queue):
+        async with running_worker(env.client, Recorder(tickets, org, outbox), task_queue):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
                 try:
                     yield Api(http, services, task_queue)

@@ -137,7 +137,7 @@ async def end_case_workflows(client: Client, store: Any) -> None:
 def linked_cases(store: Any, ticket_id: str) -> list[dict[str, Any]]:
     """What a ticket's history view lists as linked cases, with the ticket_list read
     model caught up first (the projection runner is not running in these tests)."""
-    from activities.cases import fill_case_ids
+    from activities.store import fill_case_ids
     from projections import ticket_list
     from projections.runner import ReadModels, Runner
 

@@ -1,6 +1,7 @@
 """Shared fixtures: the real time-skipping server, a real event store, a worker per test."""
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from contextlib import asynccontextmanager
@@ -16,14 +17,15 @@ from temporalio.client import WithStartWorkflowOperation
 from temporalio.testing import WorkflowEnvironment
 
 from activities.outbox import Outbox
-from activities.store import Tickets, open_tickets
-from activities.tickets import TicketActivities
+from activities.store import EventStore, open_store
+from activities.record import Recorder
 from activities import config
 from worker import build_worker
 from workflows.ticket import ReportCommand, StartTicket, StepCommand, TicketWorkflow, ticket_workflow_id
 from domain.steps import ReportTicket
 
-PG_DBNAME = "test"
+# WEIBAO_TEST_PG_DB lets two suites share one PostgreSQL server without dropping each other's tables
+PG_DBNAME = os.environ.get("WEIBAO_TEST_PG_DB", "test")
 
 
 @pytest.fixture(scope="session")
@@ -95,14 +97,14 @@ def org():
 def stack(use_store, org):
     """Activities over a fresh SQLite store (the embedded default)."""
     use_store("sqlite")
-    tickets = open_tickets()
+    tickets = open_store()
     outbox = Outbox()
-    yield TicketActivities(tickets, org, outbox)
+    yield Recorder(tickets, org, outbox)
     outbox.close()
 
 
 @asynccontextmanager
-async def running_worker(client: Client, activities: TicketActivities, task_queue: str, **options):
+async def running_worker(client: Client, activities: Recorder, task_queue: str, **options):
     async with build_worker(client, activities, task_queue=task_queue, **options):
         yield
 

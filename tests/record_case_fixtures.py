@@ -21,8 +21,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import config
 from activities.outbox import Outbox
-from activities.store import open_tickets
-from activities.tickets import TicketActivities
+from activities.store import open_store
+from activities.record import Recorder
 from domain.maintenance import add_months, due_at
 from domain.policy import CST
 from tests.case_helpers import (ComplaintWorkflow, InspectionWorkflow, ReturnWorkflow, register_complaint,
@@ -81,7 +81,7 @@ async def record(env: WorkflowEnvironment, tq: str) -> dict[str, str]:
 async def main() -> None:
     tmp = tempfile.mkdtemp()
     os.environ.update(WEIBAO_EVENT_STORE="sqlite", WEIBAO_SQLITE_PATH=f"{tmp}/events.db")
-    acts = TicketActivities(open_tickets(), config.load_org(), Outbox())
+    acts = Recorder(open_store(), config.load_org(), Outbox())
     async with await WorkflowEnvironment.start_time_skipping(
             data_converter=pydantic_data_converter,
             test_server_existing_path=config.binary("temporal-test-server")) as env:

@@ -17,8 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import config
 from activities.outbox import Outbox
-from activities.store import open_tickets
-from activities.tickets import TicketActivities
+from activities.store import open_store
+from activities.record import Recorder
 from tests.conftest import dispatch, report, running_worker, settle, sleep_until, step
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ticket_history.json"
@@ -29,7 +29,7 @@ async def main() -> None:
 
     tmp = tempfile.mkdtemp()
     os.environ.update(WEIBAO_EVENT_STORE="sqlite", WEIBAO_SQLITE_PATH=f"{tmp}/events.db")
-    acts = TicketActivities(open_tickets(), config.load_org(), Outbox())
+    acts = Recorder(open_store(), config.load_org(), Outbox())
     async with await WorkflowEnvironment.start_time_skipping(
             data_converter=pydantic_data_converter,
             test_server_existing_path=config.binary("temporal-test-server")) as env:

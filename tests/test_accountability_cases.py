@@ -1,7 +1,7 @@
 """Issue 5's facts in the department accountability report: a substantiated complaint
 and an attributed return/exchange cause count against the department and person named
 (§九.C.7, §九.D.4), driven through the real workflows and caught up by the runner."""
-from activities.store import open_tickets
+from activities.store import open_store
 from domain.policy import CST
 from projections.departments import DepartmentAccountability, department_accountability
 from projections.runner import ReadModels, Runner
@@ -25,7 +25,7 @@ async def test_a_substantiated_complaint_and_an_attributed_return_cause_show_in_
     await step(other, ComplaintWorkflow, "reply", "S002", reply="worked as specified", substantiated=False)
 
     models = ReadModels()
-    runner = Runner(open_tickets(), models, names=[DepartmentAccountability.name])
+    runner = Runner(open_store(), models, names=[DepartmentAccountability.name])
     assert runner.catch_up() > 0
     rows = {row["department"]: row for row in department_accountability(
         models.view(DepartmentAccountability.name), today.strftime("%Y-%m"))}

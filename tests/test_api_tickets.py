@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from activities.tickets import TicketActivities
+from activities.record import Recorder
 
 from tests.api_fixtures import FIX, Api, api, pg_api  # noqa: F401 - fixtures
 from tests.conftest import PG_DBNAME
@@ -264,13 +264,13 @@ async def test_ticket_list_is_newest_first_filtered_and_paginated(api: Api):
 async def test_a_ticket_whose_workflow_is_gone_is_answered_from_its_recorded_events(api: Api):
     """After Temporal's retention period a closed ticket's workflow is removed; the event
     store still holds the record."""
-    from activities.tickets import RecordCommand
+    from activities.record import LegacyTicketRecord
 
     at = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
-    acts = TicketActivities(api.services.tickets, api.services.org, None)
-    acts.record(RecordCommand(ticket_id="archived1", command_id="old:report", event_type="Reported", at=at,
+    acts = Recorder(api.services.store, api.services.org, None)
+    acts.record(LegacyTicketRecord(ticket_id="archived1", command_id="old:report", event_type="Reported", at=at,
                               actor="C001", data=_report()))
-    acts.record(RecordCommand(ticket_id="archived1", command_id="old:triage", event_type="Triaged", step="triage",
+    acts.record(LegacyTicketRecord(ticket_id="archived1", command_id="old:triage", event_type="Triaged", step="triage",
                               at=at + timedelta(minutes=5), actor="S001",
                               data={"severity": "major", "zone": "A", "service_category": "free"}))
     r = await api.get("/tickets/archived1", "M001")

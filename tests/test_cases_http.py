@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from activities.outbox import Outbox
-from activities.store import open_tickets
-from activities.tickets import TicketActivities
+from activities.store import open_store
+from activities.record import Recorder
 from api.app import Services, create_app
 from domain.maintenance import add_months, due_at, inspection_id
 from domain.policy import CST
@@ -39,13 +39,13 @@ class Http:
 @pytest.fixture
 async def api(env, org, use_store):
     use_store("sqlite")
-    tickets, outbox = open_tickets(), Outbox()
+    tickets, outbox = open_store(), Outbox()
     task_queue = f"tq-{uuid.uuid4()}"
     services = Services.build(env.client, tickets, org, task_queue=task_queue)
     catch_up_ticket_list(services)
     app = create_app(services)
     try:
-        async with running_worker(env.client, TicketActivities(tickets, org, outbox), task_queue):
+        async with running_worker(env.client, Recorder(tickets, org, outbox), task_queue):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
                 try:
                     yield Http(http, services)

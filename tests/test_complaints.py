@@ -6,7 +6,6 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from activities.cases import case_history
 from domain import chain
 from tests.case_helpers import ComplaintWorkflow, linked_cases, register_complaint, settle, step
 from tests.conftest import sleep_until
@@ -16,7 +15,7 @@ H = timedelta(hours=1)
 
 
 def history(stack, cid):
-    return case_history(stack.tickets, "complaint", cid)
+    return stack.store.history("complaint", cid)
 
 
 def types(stack, cid):
@@ -147,7 +146,7 @@ async def test_the_outcome_is_recorded_with_attribution_satisfaction_and_a_sugge
     assert events[0]["data"]["ticket_id"] == "t-42" and events[0]["actor"] == "C001"
     assert events[2]["data"]["substantiated"] is True and events[2]["data"]["responsible_department"] == "project"
     assert chain.verify(events) is None
-    assert [(c["kind"], c["case_id"]) for c in linked_cases(stack.tickets, "t-42")] == [("complaint", s.case_id)]
+    assert [(c["kind"], c["case_id"]) for c in linked_cases(stack.store, "t-42")] == [("complaint", s.case_id)]
 
 
 async def test_windows_are_configurable_per_start(env, worker, stack):

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from activities.cases import case_history, fill_case_ids
+from activities.store import fill_case_ids
 from domain.maintenance import add_months, due_at, first_month, inspection_id, kinds_due
 from domain.policy import CST
 from tests.case_helpers import InspectionWorkflow, PlanWorkflow, linked_cases, settle, start_inspection, start_plan, step
@@ -58,7 +58,7 @@ async def test_a_year_of_a_quarterly_plan_starts_12_follow_ups_4_inspections_2_k
     await sleep_until(env, due_at(add_months(delivered, 12)) + DAY)
     st = await settle(handle, PlanWorkflow, lambda st: st.next_month == 13)
     assert st.counts == {"follow_up": 12, "routine": 4, "key_equipment": 2, "full": 1}
-    events = case_history(stack.tickets, "plan", s.case_id)
+    events = stack.store.history("plan", s.case_id)
     scheduled = [e["data"] for e in events if e["type"] == "VisitScheduled"]
     assert len(scheduled) == 19 and {d["month"] for d in scheduled} == set(range(1, 13))
     assert all(d["due_on"] == add_months(delivered, d["month"]).isoformat() for d in scheduled)
@@ -148,7 +148,7 @@ async def test_an_inspection_records_the_team_the_customers_staff_trained_findin
     assert st.replacements == ["UPS 20kVA", "PACS storage array"]  # drift >= 20 %, or the engineer's call
     assert st.team == ["E002", "E001"] and st.trained and st.customer_staff_present
     assert (await handle.result()).status == "completed"
-    events = case_history(stack.tickets, "inspection", s.case_id)
+    events = stack.store.history("inspection", s.case_id)
     assert [e["type"] for e in events] == ["Scheduled", "Inspected"] and events[1]["actor"] == "E002"
 
 
@@ -176,9 +176,9 @@ async def test_a_finding_opens_a_fault_ticket_once(env, worker, stack):
     t = await ticket.query(TicketWorkflow.current)
     assert (t.status, t.product_model, t.severity, t.channel, t.received_by) == (
         "reported", "HIS DB server R740", "major", "visit", "E002")
-    assert [e["type"] for e in stack.tickets.history(ticket_id)] == ["Reported"]
-    assert [(c["kind"], c["case_id"]) for c in linked_cases(stack.tickets, ticket_id)] == [
+    assert [e["type"] for e in stack.store.history("ticket", ticket_id)] == ["Reported"]
+    assert [(c["kind"], c["case_id"]) for c in linked_cases(stack.store, ticket_id)] == [
         ("inspection", s.case_id)]
     # a finding recorded before findings carried their inspection's id: the reader finds it
-    older = [{**link, "case_id": None} for link in linked_cases(stack.tickets, ticket_id)]
-    assert [c["case_id"] for c in fill_case_ids(stack.tickets, older)] == [s.case_id]
+    older = [{**link, "case_id": None} for link in linked_cases(stack.store, ticket_id)]
+    assert [c["case_id"] for c in fill_case_ids(stack.store, older)] == [s.case_id]

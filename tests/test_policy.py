@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from domain import policy, sla
-from domain.lifecycle import IllegalStep, TicketState, check, evolve
+from domain.lifecycle import IllegalStep, TicketState, check, evolve, windows_data
 from domain.policy import CST
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)  # 09:00 in Kunming
@@ -12,7 +12,8 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)  # 09:00 in Kunming
 
 def reported(severity="critical", zone="A", at=T0) -> TicketState:
     return evolve(TicketState(ticket_id="t"), "Reported",
-                  {"severity": severity, "zone": zone, "customer": "c"}, at, "C001")
+                  {"severity": severity, "zone": zone, "customer": "c", "windows": windows_data(at, severity, zone)},
+                  at, "C001")
 
 
 @pytest.mark.parametrize("severity,zone,goal,after", [

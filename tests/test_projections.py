@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from activities.store import open_tickets
+from activities.store import open_store
 from domain import policy
 from domain.policy import CST
 from domain.ticket import Ticket
@@ -114,22 +114,22 @@ def append(app, events) -> None:
     """Append scripted events in business-time order, each with its own save."""
     for at, tid, kind, actor, data in events:
         if kind == "Reported":
-            t = Ticket.report(tid, at=at, actor=actor, command_id=f"ticket-{tid}:report", data=data)
+            t = Ticket.open(tid, at=at, actor=actor, command_id=f"ticket-{tid}:report", data=data)
         else:
-            t = app.get_ticket(tid)
+            t = app.aggregate("ticket", tid)
             t.record(kind, at=at, actor=actor, command_id=f"ticket-{tid}:{t.version + 1}", data=data)
         app.save(t)
 
 
 def version_of(app, tid: str, kind: str, nth: int = 0) -> int:
-    return [e["version"] for e in app.history(tid) if e["type"] == kind][nth]
+    return [e["version"] for e in app.history("ticket", tid) if e["type"] == kind][nth]
 
 
 @pytest.fixture(params=STORES)
 def month(request, use_store):
     """The scripted month in a fresh store of each kind, caught up: (app, models)."""
     use_store(request.param)
-    app = open_tickets()
+    app = open_store()
     append(app, MONTH)
     models = ReadModels()
     runner = Runner(app, models, batch_size=7, workers=2)  # many small batches
@@ -185,7 +185,7 @@ def test_every_scorecard_row_links_to_the_events_it_came_from(month):
     assert set(refs) == {"T1", "T2", "T3"}
     assert version_of(app, "T3", "SlaBreached") in refs["T3"] and version_of(app, "T3", "Resolved") in refs["T3"]
     assert version_of(app, "T3", "SlaWarned") not in refs["T3"]  # a warning is not a breach
-    assert refs["T1"] == [e["version"] for e in app.history("T1")]  # every T1 event shaped a figure
+    assert refs["T1"] == [e["version"] for e in app.history("ticket", "T1")]  # every T1 event shaped a figure
 
 
 def test_department_accountability_attributes_breaches_and_escalations_through_the_person(month):
@@ -275,7 +275,7 @@ def test_ticket_list_agrees_with_the_aggregates_own_fold(month):
     rows = by(ticket_list.list_tickets(limit=100, view=view(models, ticket_list.TicketList)), "ticket_id")
     assert set(rows) == {f"T{i}" for i in range(1, 9)}
     for tid, row in rows.items():
-        state = app.get_ticket(tid).state
+        state = app.aggregate("ticket", tid).state
         assert (row["status"], row["assignee"], row["severity"], row["zone"], row["version"]) == (
             state.status, state.assignee, state.severity, state.zone, state.version), tid
         assert row["breached"] == bool(state.breaches), tid
@@ -304,7 +304,7 @@ def snapshot(models: ReadModels) -> dict[str, list[dict]]:
 @pytest.mark.parametrize("kind", STORES)
 def test_a_rebuild_from_zero_equals_the_incremental_result(use_store, kind):
     use_store(kind)
-    app = open_tickets()
+    app = open_store()
     models = ReadModels()
     runner = Runner(app, models, batch_size=4, workers=1)
     for i in range(0, len(MONTH), 9):  # events arrive while the runner catches up, in small batches
@@ -344,7 +344,7 @@ class BrokenEscalationLog(EscalationLog):
 @pytest.mark.parametrize("kind", STORES)
 def test_a_batch_that_fails_writes_nothing_and_moves_no_position(use_store, kind):
     use_store(kind)
-    app = open_tickets()
+    app = open_store()
     append(app, MONTH[:20])
     warnings = sum(1 for e in MONTH[:20] if e[2] == "SlaWarned")
     assert warnings
@@ -369,11 +369,11 @@ def test_two_runners_racing_apply_each_event_once(use_store, kind):
     """The position moves by compare-and-set in the batch's transaction: a second
     runner (another process, a rebuild) can never apply a batch the first applied."""
     use_store(kind)
-    app = open_tickets()
+    app = open_store()
     append(app, MONTH)
     first, second = ReadModels(), ReadModels()
     a = Runner(app, first, batch_size=5, workers=1)
-    b = Runner(open_tickets(), second, batch_size=8, workers=1)
+    b = Runner(open_store(), second, batch_size=8, workers=1)
     while a.step() + b.step():
         pass
     a.catch_up(), b.catch_up()
@@ -392,11 +392,11 @@ def test_the_librarys_one_event_projection_runner_drives_a_read_model_too(use_st
     own ProjectionRunner can run a read model, on PostgreSQL (SQLite cannot subscribe)."""
     from eventsourcing.projection import ProjectionRunner
 
-    from activities.store import Tickets, store_env
+    from activities.store import EventStore, store_env
     from projections.base import PostgresReadModelView
 
     use_store("postgres")
-    app = open_tickets()
+    app = open_store()
     append(app, MONTH[:30])
 
     class OneByOne(EscalationLog):
@@ -405,7 +405,7 @@ def test_the_librarys_one_event_projection_runner_drives_a_read_model_too(use_st
     class EscalationLogView(PostgresReadModelView):
         tables = EscalationLog.tables()
 
-    with ProjectionRunner(application_class=Tickets, projection_class=OneByOne, view_class=EscalationLogView,
+    with ProjectionRunner(application_class=EventStore, projection_class=OneByOne, view_class=EscalationLogView,
                           env=store_env("postgres")) as runner:
         runner.wait(app.recorder.max_notification_id(), timeout=20)
         rows = escalations.escalation_log(runner.projection.view)
@@ -420,7 +420,7 @@ def test_a_running_runner_applies_new_events_promptly(use_store, kind, poll):
     import time
 
     use_store(kind)
-    app = open_tickets()
+    app = open_store()
     append(app, MONTH[:10])
     models = ReadModels()
     runner = Runner(app, models, batch_size=100)
@@ -433,7 +433,7 @@ def test_a_running_runner_applies_new_events_promptly(use_store, kind, poll):
             time.sleep(0.02)
         time.sleep(0.3)  # idle now: waiting on NOTIFY or the poll
         started = time.monotonic()
-        append(open_tickets(), MONTH[10:11])  # another process's append
+        append(open_store(), MONTH[10:11])  # another process's append
         while models.positions()["ticket_list"] != 11 and time.monotonic() - started < 10:
             time.sleep(0.02)
         assert models.positions()["ticket_list"] == 11
@@ -450,7 +450,7 @@ def test_complaints_weigh_in_the_candidates_against_the_person_found_responsible
     valuable suggestion is a reward (§九.C.6-7)."""
     complaint = pytest.importorskip("domain.complaint")
     use_store("sqlite")
-    app = open_tickets()
+    app = open_store()
     append(app, MONTH)
     c = complaint.Complaint.open("C1", at=cst(3, 6, 9), actor="C001", command_id="complaint-C1:register", data={
         "customer": KUNMING, "contact": "0871-6300000", "channel": "phone", "category": "service_attitude",

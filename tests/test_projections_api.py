@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from activities import config
-from activities.store import open_tickets
+from activities.store import open_store
 from api import errors, reports
 from api.app import Services
 from api.db import Database
@@ -116,7 +116,7 @@ async def test_a_ticket_breached_on_the_workflow_reaches_the_read_models(env, wo
     await settle(handle, lambda s: len(s.escalations) == 1)
 
     models = ReadModels()
-    runner = Runner(open_tickets(), models, workers=1)
+    runner = Runner(open_store(), models, workers=1)
     runner.catch_up()
     runner.close()
     row = ticket_list.get_ticket_row(state.ticket_id, view=models.view("ticket_list"))

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from activities import config
-from activities.store import open_tickets
+from activities.store import open_store
 from bench.projections import append_events
 from projections import escalations, faults, ticket_list
 from projections.runner import ReadModels, Runner
@@ -41,7 +41,7 @@ def wait_for(predicate, seconds: float = 60.0, proc: subprocess.Popen | None = N
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_runner_killed_with_sigkill_mid_stream_counts_nothing_twice_and_misses_nothing(use_store, kind):
     use_store(kind)
-    app = open_tickets()
+    app = open_store()
     appended = append_events(app, 3000, active=100)
     models = ReadModels()
     head = lambda: app.recorder.max_notification_id() or 0  # noqa: E731

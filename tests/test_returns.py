@@ -6,7 +6,6 @@ from datetime import date, timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from activities.cases import case_history
 from domain import chain
 from domain.policy import CST
 from domain.return_rules import decide
@@ -83,7 +82,7 @@ async def test_a_return_runs_approval_inspection_refund_and_confirmation_and_rec
     await rstep(handle, "refund", "F001", amount_yuan="3200.00", reference="FIN-2026-0042")
     st = await rstep(handle, "confirm", "C001", confirmed_by="Dr Li", satisfaction=5)
     assert st.status == "closed" and st.refund_yuan == "3200.00"
-    events = case_history(stack.tickets, "return", s.case_id)
+    events = stack.store.history("return", s.case_id)
     assert [e["type"] for e in events] == ["Requested", "Approved", "Inspected", "Refunded", "Confirmed"]
     assert events[2]["data"]["responsible_department"] == "rnd" and events[2]["data"]["responsible_person"] == "M003"
     assert events[0]["data"]["decision"]["outcome"] == "return"
@@ -160,7 +159,7 @@ async def test_the_root_cause_must_name_a_real_department_and_person(env, worker
     with pytest.raises(WorkflowUpdateFailedError) as e:
         await rstep(handle, "inspect", "M003", **data)
     assert e.value.cause.type == "InvalidStepData" and e.value.cause.details[0] == {"field": field}
-    assert [e["type"] for e in case_history(stack.tickets, "return", s.case_id)] == ["Requested", "Approved"]
+    assert [e["type"] for e in stack.store.history("return", s.case_id)] == ["Requested", "Approved"]
 
 
 async def test_a_delivery_date_after_the_request_is_refused_naming_the_field(env, worker, stack):

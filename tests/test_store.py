@@ -6,7 +6,7 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import JSONTranscoder
 
-from activities.store import QuickJSONTranscoder, Tickets
+from activities.store import QuickJSONTranscoder, EventStore
 
 AT = datetime(2026, 3, 1, 0, 12, tzinfo=timezone.utc)
 STATES = [
@@ -22,7 +22,7 @@ STATES = [
 
 
 def transcoders() -> tuple[JSONTranscoder, QuickJSONTranscoder]:
-    app = Tickets(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = EventStore(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     library = JSONTranscoder()
     app.register_transcodings(library)
     assert isinstance(app.mapper.transcoder, QuickJSONTranscoder)

@@ -9,56 +9,71 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from activities.outbox import Outbox
-from activities.store import open_tickets
-from activities.tickets import RecordCommand, TicketActivities
+from activities.store import open_store
+from activities.record import LegacyTicketRecord, RecordFact, Recorder
 from domain import chain
+from domain.lifecycle import windows_data
 from tests.conftest import REPORT, dispatch, end_started_workflows, report, running_worker, settle, \
     sleep_until, step
 
 AT = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
 
 
-def report_cmd(ticket_id: str) -> RecordCommand:
-    return RecordCommand(ticket_id=ticket_id, command_id=f"ticket-{ticket_id}:report", event_type="Reported",
-                         at=AT, actor="C001", data={**REPORT, "severity": "critical", "zone": "A"})
+def report_cmd(ticket_id: str) -> RecordFact:
+    return RecordFact(kind="ticket", case_id=ticket_id, command_id=f"ticket-{ticket_id}:report",
+                      event_type="Reported", at=AT, actor="C001",
+                      data={**REPORT, "severity": "critical", "zone": "A", "windows": windows_data(AT, "critical", "A")})
+
+
+def triage_cmd(ticket_id: str, command_id: str, severity: str, zone: str, category: str) -> RecordFact:
+    return RecordFact(kind="ticket", case_id=ticket_id, command_id=command_id, event_type="Triaged", step="triage",
+                      at=AT, actor="S001", data={"severity": severity, "zone": zone, "service_category": category,
+                                                 "windows": windows_data(AT, severity, zone)})
 
 
 def test_recording_the_same_command_twice_appends_one_event(stack):
     tid = f"t{uuid.uuid4().hex[:8]}"
-    assert stack.record(report_cmd(tid)) == 1
-    assert stack.record(report_cmd(tid)) == 1
-    triage = RecordCommand(ticket_id=tid, command_id=f"ticket-{tid}:step:u1", event_type="Triaged", step="triage",
-                           at=AT, actor="S001", data={"severity": "critical", "zone": "A", "service_category": "free"})
-    assert stack.record(triage) == 2
-    assert stack.record(triage) == 2  # an activity retried after a crash
-    assert [e["type"] for e in stack.tickets.history(tid)] == ["Reported", "Triaged"]
+    assert stack.record_case(report_cmd(tid)) == 1
+    assert stack.record_case(report_cmd(tid)) == 1
+    triage = triage_cmd(tid, f"ticket-{tid}:step:u1", "critical", "A", "free")
+    assert stack.record_case(triage) == 2
+    assert stack.record_case(triage) == 2  # an activity retried after a crash
+    assert [e["type"] for e in stack.store.history("ticket", tid)] == ["Reported", "Triaged"]
 
 
 def test_a_retry_from_a_second_process_sees_the_first_append(stack, org):
     """Another worker (its own Application and cache) retries the same command."""
     tid = f"t{uuid.uuid4().hex[:8]}"
-    stack.record(report_cmd(tid))
-    other = TicketActivities(open_tickets(), org, stack.outbox)
-    assert other.record(report_cmd(tid)) == 1
-    assert len(stack.tickets.history(tid)) == 1
+    stack.record_case(report_cmd(tid))
+    other = Recorder(open_store(), org, stack.outbox)
+    assert other.record_case(report_cmd(tid)) == 1
+    assert len(stack.store.history("ticket", tid)) == 1
+
+
+def test_the_activity_name_of_histories_recorded_before_one_machinery_records_the_same_fact_once(stack):
+    """Ticket histories recorded before the patch replay through `record` with a ticket-shaped input."""
+    tid = f"t{uuid.uuid4().hex[:8]}"
+    legacy = LegacyTicketRecord(ticket_id=tid, **report_cmd(tid).model_dump(exclude={"kind", "case_id"}))
+    assert stack.record(legacy) == 1
+    assert stack.record_case(report_cmd(tid)) == 1  # the same command id, through the one activity
+    assert stack.store.aggregate("ticket", tid).state.ticket_id == tid
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_event_store_round_trip_keeps_business_time_actor_and_an_intact_hash_chain(use_store, org, kind):
     use_store(kind)
     outbox = Outbox()
-    acts = TicketActivities(open_tickets(), org, outbox)
+    acts = Recorder(open_store(), org, outbox)
     tid = f"t{uuid.uuid4().hex[:8]}"
-    acts.record(report_cmd(tid))
-    acts.record(RecordCommand(ticket_id=tid, command_id="c2", event_type="Triaged", step="triage", at=AT, actor="S001",
-                              data={"severity": "major", "zone": "B", "service_category": "paid"}))
-    fresh = open_tickets()  # a new Application reads what the first wrote
-    history = fresh.history(tid)
+    acts.record_case(report_cmd(tid))
+    acts.record_case(triage_cmd(tid, "c2", "major", "B", "paid"))
+    fresh = open_store()  # a new Application reads what the first wrote
+    history = fresh.history("ticket", tid)
     assert [(e["version"], e["type"], e["actor"], e["at"]) for e in history] == [
         (1, "Reported", "C001", AT), (2, "Triaged", "S001", AT)]
     assert history[0]["data"]["customer"] == REPORT["customer"]
     assert chain.verify(history) is None
-    assert fresh.get_ticket(tid).state.deadlines == {"on_site": AT + timedelta(hours=48)}
+    assert fresh.aggregate("ticket", tid).state.deadlines == {"on_site": AT + timedelta(hours=48)}
     history[0]["data"] = {**history[0]["data"], "symptoms": "nothing wrong"}
     assert chain.verify(history) == 1
     outbox.add("n1", tid, "S001", "Escalated", "x")
@@ -75,7 +90,7 @@ async def test_an_illegal_step_is_rejected_with_its_reason_and_records_nothing(e
     assert isinstance(cause, ApplicationError) and cause.type == "IllegalStep"
     assert "'resolve'" in cause.message and "'reported'" in cause.message
     assert cause.details[0] == {"status": "reported", "step": "resolve"}
-    assert [ev["type"] for ev in stack.tickets.history(state.ticket_id)] == ["Reported"]
+    assert [ev["type"] for ev in stack.store.history("ticket", state.ticket_id)] == ["Reported"]
 
 
 @pytest.mark.parametrize("data,field", [
@@ -89,7 +104,7 @@ async def test_bad_step_data_is_refused_naming_the_field(env, worker, stack, dat
     with pytest.raises(WorkflowUpdateFailedError) as e:
         await step(handle, "triage", "S001", **data)
     assert e.value.cause.type == "InvalidStepData" and e.value.cause.details[0] == {"field": field}
-    assert len(stack.tickets.history(state.ticket_id)) == 1
+    assert len(stack.store.history("ticket", state.ticket_id)) == 1
 
 
 async def test_an_unknown_step_is_refused(env, worker, stack):
@@ -114,7 +129,7 @@ async def test_breach_while_the_worker_is_stopped_is_recorded_once_when_a_worker
         # the server, but with no worker nothing can record it (no polling job does).
         skipping = asyncio.create_task(sleep_until(env, state.reported_at + timedelta(hours=5)))
         await asyncio.sleep(1.0)
-        assert "SlaBreached" not in [e["type"] for e in stack.tickets.history(state.ticket_id)]
+        assert "SlaBreached" not in [e["type"] for e in stack.store.history("ticket", state.ticket_id)]
         async with running_worker(env.client, stack, task_queue, **no_sticky):  # a worker is back
             s = await settle(handle, lambda s: s.escalations)
             await skipping
@@ -122,7 +137,7 @@ async def test_breach_while_the_worker_is_stopped_is_recorded_once_when_a_worker
         assert len(s.breaches) == 1 and [e.level for e in s.escalations] == [1]
         assert s.escalations[0].to == "S001"
         assert s.breaches[0].at > state.deadlines["on_site"]
-        types = [e["type"] for e in stack.tickets.history(state.ticket_id)]
+        types = [e["type"] for e in stack.store.history("ticket", state.ticket_id)]
         assert types.count("SlaBreached") == 1 and types.count("Escalated") == 1
     finally:
         await end_started_workflows()

@@ -16,7 +16,7 @@ async def test_retriage_general_to_critical_2h_after_report_makes_on_site_due_at
     s = await settle(handle, lambda s: s.escalations)
     assert [b.goal for b in s.breaches] == ["on_site"] and s.escalations[0].to == "S001"
     # the history shows both: the report's window and the re-triaged one
-    triaged = [e for e in stack.tickets.history(state.ticket_id) if e["type"] == "Triaged"]
+    triaged = [e for e in stack.store.history("ticket", state.ticket_id) if e["type"] == "Triaged"]
     assert triaged[-1]["data"]["previous_deadlines"] == {"resolved": state.deadlines["resolved"].isoformat()}
     assert triaged[-1]["data"]["deadlines"] == {"on_site": s.deadlines["on_site"].isoformat()}
 
@@ -62,6 +62,6 @@ async def test_each_warning_and_escalation_fires_exactly_once_however_often_the_
     s = await settle(handle, lambda s: len(s.escalations) == 2)
     assert len(s.warnings) == 1 and len(s.breaches) == 1
     assert [e.level for e in s.escalations] == [1, 2]
-    types = [e["type"] for e in stack.tickets.history(state.ticket_id)]
+    types = [e["type"] for e in stack.store.history("ticket", state.ticket_id)]
     assert (types.count("SlaWarned"), types.count("SlaBreached"), types.count("Escalated")) == (1, 1, 2)
     assert len(stack.outbox.for_ticket(state.ticket_id)) == 3

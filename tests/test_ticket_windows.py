@@ -35,7 +35,7 @@ async def test_goal_met_a_minute_before_the_deadline_never_breaches(env, worker,
     final = await settle(handle, lambda s: goal in s.met)
     assert final.met[goal] <= deadline
     assert final.breaches == [] and final.escalations == []
-    assert [e["type"] for e in stack.tickets.history(state.ticket_id)].count("SlaBreached") == 0
+    assert [e["type"] for e in stack.store.history("ticket", state.ticket_id)].count("SlaBreached") == 0
 
 
 @pytest.mark.parametrize("severity,zone,goal", CELLS)

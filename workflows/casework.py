@@ -1,7 +1,8 @@
-"""What the complaint, return/exchange and inspection workflows share with the ticket's:
-steps as Updates refused by validators with the ticket's error types (UnknownStep,
-InvalidStepData, IllegalStep), one lock around record-then-fold, and the alarm loop
-that sleeps until the next alarm of `domain.casework` and wakes when a step lands.
+"""The one case machinery every workflow runs on (ticket, complaint, return/exchange,
+inspection, plan): steps as Updates refused by validators with one set of error types
+(UnknownStep, InvalidStepData, IllegalStep), one lock around record-then-fold, the one
+recording activity, and the one alarm loop: it sleeps on one durable timer until the
+next alarm of `domain.sla` and wakes when a step lands.
 
 Plain helpers and a mixin without Temporal decorators: each workflow declares its own
 run, query and Updates with its own state type. Passed through the sandbox."""
@@ -17,13 +18,14 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from domain import casework, sla
+from activities.record import OrgQuery, Notification, RecordFact, Recorder, Target, TargetRequest
+from domain import sla
 from domain.casework import CaseState, IllegalStep
 
 SYSTEM = "weibao"  # the actor of facts that timers record
 LOCAL = dict(start_to_close_timeout=timedelta(seconds=30),
              retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10),
-                                      non_retryable_error_types=["IllegalStep", "UnknownCase"]))
+                                      non_retryable_error_types=["IllegalStep", "UnknownCase", "UnknownTicket"]))
 OPENING_GRACE = timedelta(hours=1)  # a start whose opening Update never comes ends after this
 
 
@@ -62,8 +64,8 @@ def windows(overrides: dict[str, timedelta] | None, table: dict[str, timedelta])
 
 
 class CaseWorkflow:
-    """The mixin: `KIND` names the aggregate that `record_case` appends to, `fold` is the
-    case's pure fold."""
+    """The mixin: `KIND` names the aggregate that `record_case` appends to (domain.kinds),
+    `fold` is the kind's pure fold."""
 
     KIND: ClassVar[str]
     fold: ClassVar[Callable[..., CaseState]]
@@ -98,7 +100,7 @@ class CaseWorkflow:
         """Raise each alarm when due until `done()`; a step wakes the loop early."""
         while not done():
             self.changed = False
-            ready, next_at = casework.due(self.state, workflow.now())
+            ready, next_at = sla.due(self.state, workflow.now())
             for alarm in ready:
                 await self._raise(alarm)
             if ready:
@@ -109,18 +111,22 @@ class CaseWorkflow:
             except asyncio.TimeoutError:
                 pass  # the timer fired: the next alarm is due
 
-    def _alarm_target(self, alarm: casework.Alarm, level: int) -> tuple[str | None, int]:
-        """Whom `escalation_target` is asked for at `level`: by default the window's
-        responsible person climbs the org chart (0 themselves, 1 direct superior, 2 leadership)."""
-        return self.state.windows[alarm.goal].responsible, level
+    def _responsible(self, alarm: sla.Alarm) -> str | None:
+        """Who answers for the missed window: by default the one the window recorded."""
+        return self.state.windows[alarm.goal].responsible
 
-    async def _raise(self, alarm: casework.Alarm) -> None:
+    def _alarm_target(self, alarm: sla.Alarm, level: int) -> tuple[str | None, int]:
+        """Whom `escalation_target` is asked for at `level`: by default the responsible
+        person climbs the org chart (0 themselves, 1 direct superior, 2 leadership)."""
+        return self._responsible(alarm), level
+
+    async def _raise(self, alarm: sla.Alarm) -> None:
         """Record a warning, or a breach with its escalation, and notify the target."""
         async with self.lock:
-            if alarm not in casework.due(self.state, workflow.now())[0]:
+            if alarm not in sla.due(self.state, workflow.now())[0]:
                 return  # a step landed while we waited for the lock
             window = self.state.windows[alarm.goal]
-            base = {"goal": alarm.goal, "deadline": alarm.deadline.isoformat(), "responsible": window.responsible,
+            base = {"goal": alarm.goal, "deadline": alarm.deadline.isoformat(), "responsible": self._responsible(alarm),
                     "department": window.department}
             level = sla.LEVEL[alarm.kind]
             if alarm.kind == "breach":
@@ -138,13 +144,10 @@ class CaseWorkflow:
 
     async def _record(self, event_type: str, data: dict, actor: str, key: str, step: str | None = None) -> None:
         at = workflow.now()
+        fact = RecordFact(kind=self.KIND, case_id=self.state.case_id, command_id=f"{workflow.info().workflow_id}:{key}",
+                          event_type=event_type, step=step, at=at, actor=actor, data=data)
         try:
-            await workflow.execute_local_activity(
-                "record_case",
-                {"kind": self.KIND, "case_id": self.state.case_id,
-                 "command_id": f"{workflow.info().workflow_id}:{key}", "event_type": event_type, "step": step,
-                 "at": at, "actor": actor, "data": data},
-                result_type=int, **LOCAL)
+            await self._append(fact)
         except ActivityError as e:
             if isinstance(e.cause, ApplicationError) and e.cause.type == "IllegalStep":
                 raise ApplicationError(e.cause.message, *e.cause.details, type="IllegalStep") from None
@@ -152,12 +155,15 @@ class CaseWorkflow:
         self.state = type(self).fold(self.state, event_type, data, at, actor)
         self.changed = True
 
+    async def _append(self, fact: RecordFact) -> None:
+        await workflow.execute_local_activity_method(Recorder.record_case, fact, **LOCAL)
+
     async def _lookup(self, staff: list[str | None] = (), departments: list[str | None] = (),
                       kinds: list[str] = ()) -> dict[str, Any]:
         """Staff, departments and a department per kind from the org file (unknown ids are left out)."""
-        return await workflow.execute_local_activity(
-            "org_lookup", {"staff": [s for s in staff if s], "departments": [d for d in departments if d],
-                           "kinds": list(kinds)}, result_type=dict, **LOCAL)
+        return await workflow.execute_local_activity_method(
+            Recorder.org_lookup, OrgQuery(staff=[s for s in staff if s], departments=[d for d in departments if d],
+                                          kinds=list(kinds)), **LOCAL)
 
     async def _require(self, staff: dict[str, str | None] | None = None,
                        departments: dict[str, str | None] | None = None) -> dict[str, Any]:
@@ -177,10 +183,15 @@ class CaseWorkflow:
         return org
 
     async def _target(self, responsible: str | None, level: int) -> dict[str, str]:
-        return await workflow.execute_local_activity(
-            "escalation_target", {"responsible": responsible, "level": level}, result_type=dict, **LOCAL)
+        target: Target = await workflow.execute_local_activity_method(
+            Recorder.escalation_target, TargetRequest(responsible=responsible, level=level), **LOCAL)
+        return target.model_dump()
+
+    def _case_ref(self) -> str:
+        """How the outbox names the case."""
+        return f"{self.KIND}:{self.state.case_id}"
 
     async def _notify(self, key: str, target: dict[str, str], kind: str, reason: str) -> None:
-        await workflow.execute_local_activity(
-            "notify", {"id": f"{workflow.info().workflow_id}:{key}", "ticket_id": f"{self.KIND}:{self.state.case_id}",
-                       "target": target["id"], "kind": kind, "reason": reason}, **LOCAL)
+        await workflow.execute_local_activity_method(
+            Recorder.notify, Notification(id=f"{workflow.info().workflow_id}:{key}", ticket_id=self._case_ref(),
+                                          target=target["id"], kind=kind, reason=reason), **LOCAL)

@@ -6,7 +6,7 @@ Its window (domain.inspection_rules.WINDOWS) runs from the day it falls due; the
 engineer in charge (else the project department's head, §八: 由项目实施部门负责日常实施)
 is warned at 75 %, an overdue visit escalates to their direct superior, and leadership
 is told half a window later. A finding marked `open_ticket` opens a fault ticket
-through the `open_fault_ticket` activity (see activities/cases.py for why an activity)."""
+through the `open_fault_ticket` activity (see activities/visits.py for why an activity)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.visits import OpenFaultTicket, Visits
     from domain import inspection_rules
     from domain.casework import open_window
     from domain.inspection_rules import GOAL, STEPS, InspectionState, with_recommendations
@@ -87,8 +88,8 @@ class InspectionWorkflow(CaseWorkflow):
         report = {"customer": s.customer, "site": s.site, "contact_phone": s.contact_phone or "0",
                   "product_model": finding["device"], "symptoms": finding["symptoms"], "channel": "visit",
                   "severity": finding["severity"], "zone": s.zone}
-        await workflow.execute_activity(
-            "open_fault_ticket", {"ticket_id": ticket_id, "task_queue": workflow.info().task_queue, "actor": actor,
-                                  "report": report}, result_type=str, **OPEN_TICKET)
+        await workflow.execute_activity_method(
+            Visits.open_fault_ticket, OpenFaultTicket(ticket_id=ticket_id, task_queue=workflow.info().task_queue,
+                                                      actor=actor, report=report), **OPEN_TICKET)
         await self._record("FaultTicketOpened", {"finding": i, "device": finding["device"], "ticket_id": ticket_id,
                                                  "inspection_id": s.case_id}, actor, f"ticket:{i}")

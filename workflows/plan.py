@@ -20,6 +20,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.visits import StartVisit, Visits
     from domain import inspection_rules, maintenance
     from domain.maintenance import STEPS, PlanState, due_at, first_month, inspection_id, kinds_due
     from domain.policy import CST
@@ -119,8 +120,8 @@ class PlanWorkflow(CaseWorkflow):
                                         due_at=due_at(day), window=self.windows[kind], customer=s.customer,
                                         site=s.site, contact_phone=s.contact_phone, zone=s.zone,
                                         responsible=s.responsible)
-                await workflow.execute_activity(
-                    "start_inspection", {"task_queue": workflow.info().task_queue, "visit": visit}, **START)
+                await workflow.execute_activity_method(
+                    Visits.start_inspection, StartVisit(task_queue=workflow.info().task_queue, visit=visit), **START)
                 await self._record("VisitScheduled", {"kind": kind, "month": month, "due_on": day.isoformat(),
                                                       "inspection_id": iid}, SYSTEM, f"visit:{kind}:{month}")
 

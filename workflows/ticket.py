@@ -1,31 +1,31 @@
-"""TicketWorkflow: one fault ticket (报障/维修派工单) from report to close.
+"""TicketWorkflow: one fault ticket (报障/维修派工单) from report to close, on the one
+case machinery (`workflows.casework`).
 
 Steps arrive as Updates with validators, so an illegal step is refused with its
 reason and records nothing. Each recorded step answers after one local activity
-has appended it to the event store. The SLA windows are durable timers: the loop
-in `run` sleeps until the next alarm of `domain.sla` (75 % warning, breach and
+has appended it to the event store. The SLA windows are durable timers: the one
+alarm loop sleeps until the next alarm of `domain.sla` (75 % warning, breach and
 escalation to the direct superior, leadership half a window later), and wakes
 early when a step changes the ticket, so a met goal or a re-triage simply
-changes which alarm comes next."""
+changes which alarm comes next. The windows are decided from the window table when
+the report or a triage is recorded, and travel in that event."""
 from __future__ import annotations
 
-import asyncio
-from datetime import timedelta
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain import lifecycle, policy, sla
+    from activities.record import LegacyTicketRecord, RecordFact, Recorder
+    from domain import lifecycle, sla
     from domain.lifecycle import IllegalStep, TicketState
     from domain.steps import STEPS, parse_step
+    from workflows.casework import LOCAL, CaseWorkflow
     from workflows.messages import ReportCommand, StartTicket, StepCommand
 
-SYSTEM = "weibao"  # the actor of facts that the timers record
-LOCAL = dict(start_to_close_timeout=timedelta(seconds=30),
-             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10),
-                                      non_retryable_error_types=["IllegalStep", "UnknownTicket"]))
+# Histories recorded before tickets became a case kind append through the activity named
+# "record" with a ticket-shaped input; new runs append through `record_case`.
+PATCH_ONE_RECORD = "ticket-records-through-record-case"
 
 
 def ticket_workflow_id(ticket_id: str) -> str:
@@ -52,28 +52,19 @@ def _reject_illegal(state: TicketState, step: str, data: dict) -> None:
 
 
 @workflow.defn(name="Ticket")
-class TicketWorkflow:
+class TicketWorkflow(CaseWorkflow):
+    KIND = "ticket"
+    fold = staticmethod(lifecycle.evolve)
+    state: TicketState
+
     @workflow.init
     def __init__(self, start: StartTicket) -> None:
-        self.state = TicketState(ticket_id=start.ticket_id)
-        self.lock = asyncio.Lock()
-        self.changed = False
+        self._setup(TicketState(case_id=start.ticket_id))
 
     @workflow.run
     async def run(self, start: StartTicket) -> TicketState:
         await workflow.wait_condition(lambda: self.state.status != "new")
-        while self.state.status != "closed":
-            self.changed = False
-            ready, next_at = sla.due(self.state, workflow.now())
-            for alarm in ready:
-                await self._raise(alarm)
-            if ready:
-                continue
-            timeout = None if next_at is None else next_at - workflow.now()
-            try:
-                await workflow.wait_condition(lambda: self.changed, timeout=timeout)
-            except asyncio.TimeoutError:
-                pass  # the timer fired: the next alarm is due
+        await self._watch(lambda: self.state.status == "closed")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
 
@@ -88,7 +79,9 @@ class TicketWorkflow:
         async with self.lock:
             self._reject_if_reported()
             data = cmd.report.model_dump(mode="json")
-            data["deadlines"] = _iso(policy.deadlines(workflow.now(), cmd.report.severity, cmd.report.zone))
+            windows = lifecycle.windows_data(workflow.now(), cmd.report.severity, cmd.report.zone)
+            data["deadlines"] = {goal: w["deadline"] for goal, w in windows.items()}
+            data["windows"] = windows
             await self._record("Reported", data, cmd.actor, "report")
         return self.state
 
@@ -98,7 +91,7 @@ class TicketWorkflow:
 
     def _reject_if_reported(self) -> None:
         if self.state.status != "new":
-            raise ApplicationError(f"ticket {self.state.ticket_id} is already reported",
+            raise ApplicationError(f"ticket {self.state.case_id} is already reported",
                                    {"status": self.state.status, "step": "report"}, type="IllegalStep")
 
     @workflow.update
@@ -106,9 +99,11 @@ class TicketWorkflow:
         data = _reject_bad_data(cmd.step, cmd.data)
         async with self.lock:
             _reject_illegal(self.state, cmd.step, data)  # another step may have landed meanwhile
-            if cmd.step == "triage":
-                data["previous_deadlines"] = _iso(self.state.deadlines)
-                data["deadlines"] = _iso(policy.deadlines(self.state.reported_at, data["severity"], data["zone"]))
+            if cmd.step == "triage":  # re-triage recomputes the windows from the original report
+                windows = lifecycle.windows_data(self.state.reported_at, data["severity"], data["zone"])
+                data["previous_deadlines"] = {goal: d.isoformat() for goal, d in self.state.deadlines.items()}
+                data["deadlines"] = {goal: w["deadline"] for goal, w in windows.items()}
+                data["windows"] = windows
             update_id = workflow.current_update_info().id
             await self._record(lifecycle.event_type_for(cmd.step), data, cmd.actor, f"step:{update_id}", cmd.step)
         return self.state
@@ -117,35 +112,16 @@ class TicketWorkflow:
     def _validate_step(self, cmd: StepCommand) -> None:
         _reject_illegal(self.state, cmd.step, _reject_bad_data(cmd.step, cmd.data))
 
-    async def _raise(self, alarm: sla.Alarm) -> None:
-        """Record a warning, or a breach with its escalation, and notify the target."""
-        async with self.lock:
-            if alarm not in sla.due(self.state, workflow.now())[0]:
-                return  # a step landed while we waited for the lock
-            responsible = self.state.responsible
-            base = {"goal": alarm.goal, "deadline": alarm.deadline.isoformat(), "responsible": responsible}
-            if alarm.kind == "breach":
-                await self._record("SlaBreached", base, SYSTEM, f"{alarm.key}")
-            level = sla.LEVEL[alarm.kind]
-            target = await workflow.execute_local_activity(
-                "escalation_target", {"responsible": responsible, "level": level}, result_type=dict, **LOCAL)
-            event, key, reason = sla.message(alarm)
-            data = {**base, "level": level, "to": target["id"], "to_name": target["name"], "reason": reason}
-            await self._record(event, data, SYSTEM, key)
-            await workflow.execute_local_activity(
-                "notify", {"id": f"{workflow.info().workflow_id}:{key}", "ticket_id": self.state.ticket_id,
-                           "target": target["id"], "kind": event, "reason": reason}, **LOCAL)
+    def _responsible(self, alarm: sla.Alarm) -> str | None:
+        """Who answers for the ticket when the alarm goes off: the assignee, else the supervisor."""
+        return self.state.responsible
 
-    async def _record(self, event_type: str, data: dict, actor: str, key: str, step: str | None = None) -> None:
-        at = workflow.now()
-        await workflow.execute_local_activity(
-            "record",
-            {"ticket_id": self.state.ticket_id, "command_id": f"{workflow.info().workflow_id}:{key}",
-             "event_type": event_type, "step": step, "at": at, "actor": actor, "data": data},
-            result_type=int, **LOCAL)
-        self.state = lifecycle.evolve(self.state, event_type, data, at, actor)
-        self.changed = True
+    def _case_ref(self) -> str:
+        return self.state.case_id
 
-
-def _iso(deadlines: dict) -> dict[str, str]:
-    return {k: v.isoformat() for k, v in deadlines.items()}
+    async def _append(self, fact: RecordFact) -> None:
+        if workflow.patched(PATCH_ONE_RECORD):
+            await super()._append(fact)
+        else:
+            legacy = LegacyTicketRecord(ticket_id=fact.case_id, **fact.model_dump(exclude={"kind", "case_id"}))
+            await workflow.execute_local_activity_method(Recorder.record, legacy, **LOCAL)

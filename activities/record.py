@@ -1,0 +1,146 @@
+"""The recording activities of every case kind, each a few lines: the decisions are in
+domain/ and workflows/. Plain `def` (eventsourcing and psycopg are synchronous) run as
+local activities on the worker's thread pool.
+
+- `record_case` appends one event to a case of any kind, exactly once per command id.
+- `escalation_target` resolves whom a warning or an escalation goes to (`domain.org`).
+- `org_lookup` answers the workflows' questions about the org file.
+- `notify` writes a warning or escalation to the notification outbox.
+- `record` is the name tickets recorded under before they became a case kind: histories
+  recorded then replay against it (`workflows.ticket`, patch `PATCH_ONE_RECORD`)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import RecordConflictError
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.outbox import Outbox
+from activities.store import EventStore
+from domain.casework import IllegalStep
+from domain.kinds import AGGREGATES
+from domain.org import Org
+
+
+class RecordFact(BaseModel):
+    kind: str  # ticket | complaint | return | inspection | plan
+    case_id: str
+    command_id: str  # deterministic: workflow id + update id or alarm key
+    event_type: str
+    step: str | None = None
+    at: datetime
+    actor: str
+    data: dict[str, Any]
+
+
+class LegacyTicketRecord(BaseModel):
+    """What a ticket's `record` took before tickets were a case kind."""
+
+    ticket_id: str
+    command_id: str
+    event_type: str
+    step: str | None = None
+    at: datetime
+    actor: str
+    data: dict[str, Any]
+
+
+class TargetRequest(BaseModel):
+    responsible: str | None
+    level: int  # 0 the responsible person, 1 direct superior, 2 leadership
+
+
+class Target(BaseModel):
+    id: str
+    name: str
+
+
+class OrgQuery(BaseModel):
+    staff: list[str] = Field(default_factory=list)
+    departments: list[str] = Field(default_factory=list)
+    kinds: list[str] = Field(default_factory=list)
+
+
+class Notification(BaseModel):
+    id: str
+    ticket_id: str  # the case: a ticket id, or "<kind>:<case id>"
+    target: str
+    kind: str
+    reason: str
+
+
+class Recorder:
+    def __init__(self, store: EventStore, org: Org, outbox: Outbox | None):
+        self.store, self.org, self.outbox = store, org, outbox
+
+    @activity.defn(name="record_case")
+    def record_case(self, fact: RecordFact) -> int:
+        """Append one event, exactly once per command id; returns the case's version."""
+        for _ in range(3):
+            try:
+                return self._record_once(fact)
+            except RecordConflictError:
+                continue  # a concurrent attempt of the same command won the race: look again
+            except IllegalStep as e:
+                raise ApplicationError(str(e), {"status": e.status, "step": e.step}, type="IllegalStep",
+                                       non_retryable=True) from None
+        raise ApplicationError(f"version conflict recording {fact.command_id}", type="Conflict")
+
+    def _record_once(self, fact: RecordFact) -> int:
+        aggregate = AGGREGATES[fact.kind]
+        try:
+            case = self.store.aggregate(fact.kind, fact.case_id)
+        except AggregateNotFoundError:
+            if fact.event_type != aggregate.CREATED:
+                raise ApplicationError(f"{fact.kind} {fact.case_id} is not recorded", type="UnknownCase",
+                                       non_retryable=True) from None
+            case = aggregate.open(fact.case_id, at=fact.at, actor=fact.actor, command_id=fact.command_id,
+                                  data=fact.data)
+        else:
+            if fact.command_id in case.command_ids:
+                return case.version  # recorded by an earlier attempt
+            case.record(fact.event_type, at=fact.at, actor=fact.actor, command_id=fact.command_id,
+                        data=fact.data, step=fact.step)
+        self.store.save(case)
+        return case.version
+
+    @activity.defn(name="record")
+    def record(self, cmd: LegacyTicketRecord) -> int:
+        """`record_case` under the name and input that ticket histories recorded before the patch use."""
+        return self.record_case(RecordFact(kind="ticket", case_id=cmd.ticket_id,
+                                           **cmd.model_dump(exclude={"ticket_id"})))
+
+    @activity.defn(name="escalation_target")
+    def escalation_target(self, req: TargetRequest) -> Target:
+        staff = self.org.escalation_target(req.responsible, req.level)
+        return Target(id=staff.id, name=staff.name)
+
+    @activity.defn(name="org_lookup")
+    def org_lookup(self, q: OrgQuery) -> dict[str, Any]:
+        """Known staff and departments by id, and the first department of each kind asked."""
+        deps = self.org.departments
+
+        def department(d) -> dict[str, Any]:
+            head = self.org.get(d.head)
+            return {"id": d.id, "name": d.name, "kind": d.kind, "head": d.head,
+                    "head_name": head.name if head else None}
+
+        return {
+            "staff": {s.id: {"id": s.id, "name": s.name, "role": s.role, "department": s.department,
+                             "superior": s.superior} for s in map(self.org.get, q.staff) if s is not None},
+            "departments": {d: department(deps[d]) for d in q.departments if d in deps},
+            "kinds": {k: department(d) for k in q.kinds
+                      for d in [next((d for d in deps.values() if d.kind == k), None)] if d is not None},
+        }
+
+    @activity.defn(name="notify")
+    def notify(self, n: Notification) -> None:
+        if self.outbox is not None:
+            self.outbox.add(n.id, n.ticket_id, n.target, n.kind, n.reason)
+
+    def all(self) -> list:
+        return [self.record_case, self.record, self.escalation_target, self.org_lookup, self.notify]
