@@ -3,7 +3,7 @@ domain/ and workflows/. Plain `def` (eventsourcing and psycopg are synchronous) 
 local activities on the worker's thread pool.
 
 - `record_case` appends one event to a case of any kind, exactly once per command id.
-- `escalation_target` resolves whom a warning or an escalation goes to (`domain.org`).
+- `escalation_target` resolves whom a warning or an escalation goes to (`domain.escalation`).
 - `org_lookup` answers the workflows' questions about the org file.
 - `notify` writes a warning or escalation to the notification outbox.
 - `record` is the name tickets recorded under before they became a case kind: histories
@@ -21,7 +21,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.outbox import Outbox
 from activities.store import EventStore
+from domain import escalation
 from domain.casework import IllegalStep
+from domain.escalation import Line
 from domain.kinds import AGGREGATES
 from domain.org import Org
 
@@ -52,6 +54,9 @@ class LegacyTicketRecord(BaseModel):
 class TargetRequest(BaseModel):
     responsible: str | None
     level: int  # 0 the responsible person, 1 direct superior, 2 leadership
+    kind: str = "ticket"
+    department: str | None = None  # the department handling the case now
+    about: list[str] = Field(default_factory=list)  # people the case is about: never the target
 
 
 class Target(BaseModel):
@@ -116,7 +121,9 @@ class Recorder:
 
     @activity.defn(name="escalation_target")
     def escalation_target(self, req: TargetRequest) -> Target:
-        staff = self.org.escalation_target(req.responsible, req.level)
+        line = Line(responsible=req.responsible, kind=req.kind, department=req.department,
+                    about=frozenset(a for a in req.about if a))
+        staff = escalation.target(self.org, line, req.level)
         return Target(id=staff.id, name=staff.name)
 
     @activity.defn(name="org_lookup")

@@ -105,12 +105,3 @@ class Org:
         """The direct superior of the responsible person; leadership at the top."""
         person = self.get(staff_id) or self.duty_supervisor()
         return self.get(person.superior) or self.leadership()[0]
-
-    def escalation_target(self, responsible: str | None, level: int) -> Staff:
-        """Level 0: the responsible person (a warning); 1: their direct superior;
-        2: company leadership."""
-        if level == 0:
-            return self.get(responsible) or self.duty_supervisor()
-        if level == 1:
-            return self.superior_of(responsible)
-        return self.leadership()[0]

@@ -74,24 +74,27 @@ async def test_unacknowledged_at_2h_escalates_to_the_superior_of_the_person_comp
     assert notified == [("M002", "SlaWarned"), ("S002", "Escalated"), ("L001", "Escalated")]
 
 
-async def test_acknowledged_but_unreplied_at_24h_escalates_then_leadership_at_36h(env, worker, stack):
-    handle, s = await register_complaint(env.client, worker, about_person="E001")  # E001's superior is S001
+async def test_acknowledged_but_unreplied_at_24h_escalates_up_the_line_to_someone_who_may_act_then_leadership_at_36h(
+        env, worker, stack):
+    # E001's superior S001 and his head M001 are in after-sales; the complaint is routed to
+    # the project department, so neither may act on it: the line climbs to leadership
+    handle, s = await register_complaint(env.client, worker, about_person="E001")
     await cstep(handle, "acknowledge", "S002")
     await sleep_until(env, s.registered_at + 24 * H + MINUTE)
     st = await settled(handle, lambda st: st.escalations)
     assert [b.goal for b in st.breaches] == ["replied"] and st.breaches[0].responsible == "S002"
-    assert (st.escalations[0].level, st.escalations[0].to) == (1, "S001")
+    assert (st.escalations[0].level, st.escalations[0].to) == (1, "L001")
     await sleep_until(env, s.registered_at + 36 * H + MINUTE)
     st = await settled(handle, lambda st: len(st.escalations) == 2)
     assert st.escalations[1].to == "L001"
 
 
-async def test_complaint_about_a_department_escalates_to_its_head(env, worker, stack):
+async def test_complaint_about_a_department_never_escalates_to_its_own_head(env, worker, stack):
     handle, s = await register_complaint(env.client, worker, category="functionality", about_department="rnd")
-    assert s.about_head == "M003"
+    assert s.about_head == "M003"  # R&D's head is whom the complaint is about
     await sleep_until(env, s.registered_at + 2 * H + MINUTE)
     st = await settled(handle, lambda st: st.escalations)
-    assert st.escalations[0].to == "M003"
+    assert st.escalations[0].to == "L001"
 
 
 async def test_customer_escalation_to_leadership_moves_it_up_at_once_and_no_timer_repeats_it(env, worker, stack):

@@ -2,6 +2,8 @@
 import pytest
 
 from activities import config
+from domain import escalation
+from domain.escalation import Line
 from domain.org import Org, OrgError
 
 BASE = """
@@ -28,14 +30,10 @@ def test_example_org_has_the_roles_the_service_desk_needs():
     assert len(engineers) >= 2 and len({e.superior for e in engineers}) >= 2
 
 
-def test_escalation_climbs_from_engineer_to_superior_to_leadership():
+def test_unassigned_and_untriaged_the_after_sales_supervisor_answers_so_their_superior_is_told():
     org = config.load_org()
-    assert org.escalation_target("E001", 0).id == "E001"
-    assert org.escalation_target("E001", 1).id == "S001"
-    assert org.escalation_target("E002", 1).id == "S002"
-    assert org.escalation_target("E001", 2).role == "leadership"
-    # unassigned and untriaged: the after-sales supervisor answers, so their superior is told
-    assert org.escalation_target(None, 1).id == "M001"
+    assert escalation.target(org, Line(None), 0).id == "S001"
+    assert escalation.target(org, Line(None), 1).id == "M001"
 
 
 def test_a_superior_loop_is_refused_at_load_with_the_loop_named():

@@ -115,10 +115,12 @@ class CaseWorkflow:
         """Who answers for the missed window: by default the one the window recorded."""
         return self.state.windows[alarm.goal].responsible
 
-    def _alarm_target(self, alarm: sla.Alarm, level: int) -> tuple[str | None, int]:
-        """Whom `escalation_target` is asked for at `level`: by default the responsible
-        person climbs the org chart (0 themselves, 1 direct superior, 2 leadership)."""
-        return self._responsible(alarm), level
+    def _line(self, alarm: sla.Alarm | None, level: int) -> TargetRequest:
+        """What `escalation_target` is asked at `level` (domain.escalation): by default the
+        window's responsible person, the window's department handling the case."""
+        window = self.state.windows.get(alarm.goal) if alarm else None
+        return TargetRequest(responsible=self._responsible(alarm) if alarm else None, level=level, kind=self.KIND,
+                             department=window.department if window else None)
 
     async def _raise(self, alarm: sla.Alarm) -> None:
         """Record a warning, or a breach with its escalation, and notify the target."""
@@ -135,8 +137,7 @@ class CaseWorkflow:
                                                               if already else {})}, SYSTEM, alarm.key)
                 if already:
                     return  # the customer has already taken it to the superior (or higher)
-            who, lookup_level = self._alarm_target(alarm, level)
-            target = await self._target(who, lookup_level)
+            target = await self._target(self._line(alarm, level))
             event, key, reason = sla.message(alarm)
             data = {**base, "level": level, "to": target["id"], "to_name": target["name"], "reason": reason}
             await self._record(event, data, SYSTEM, key)
@@ -182,9 +183,8 @@ class CaseWorkflow:
                 raise bad_field(field, f"{v!r} is not a department")
         return org
 
-    async def _target(self, responsible: str | None, level: int) -> dict[str, str]:
-        target: Target = await workflow.execute_local_activity_method(
-            Recorder.escalation_target, TargetRequest(responsible=responsible, level=level), **LOCAL)
+    async def _target(self, line: TargetRequest) -> dict[str, str]:
+        target: Target = await workflow.execute_local_activity_method(Recorder.escalation_target, line, **LOCAL)
         return target.model_dump()
 
     def _case_ref(self) -> str:

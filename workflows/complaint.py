@@ -18,6 +18,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain import complaint_rules
     from domain.complaint_rules import LEVELS, ROUTES, STEPS, ComplaintState, registration_data
+    from activities.record import TargetRequest
     from workflows.case_messages import CaseStart, RegisterCommand, StepCommand
     from workflows.casework import SYSTEM, CaseWorkflow, bad_field, parse, reject_illegal, windows
 
@@ -71,7 +72,7 @@ class ComplaintWorkflow(CaseWorkflow):
                 data = registration_data(c.model_dump(mode="json"), routed, about_head, workflow.now(), self.windows)
                 await self._record("Registered", data, cmd.actor, "register")
                 if c.emergency:  # 紧急事件应及时上报 (§九.C.2)
-                    target = await self._target(None, 2)
+                    target = await self._target(self._line(None, 2))
                     reason = f"emergency complaint from {c.customer}: {c.description[:200]}"
                     await self._record("LeadershipNotified", {"to": target["id"], "to_name": target["name"],
                                                               "reason": reason}, SYSTEM, "emergency")
@@ -113,7 +114,7 @@ class ComplaintWorkflow(CaseWorkflow):
                                                   or self.state.about_department or self.state.routed_to)
             elif cmd.step == "escalate":
                 level = LEVELS[data["to"]]
-                target = await self._target(*self._alarm_target(None, level))
+                target = await self._target(self._line(None, level))
                 data.update(level=level, to_staff=target["id"], to_name=target["name"],
                             responsible=self.state.about_person or self.state.about_head)
                 await self._record(event_type, data, cmd.actor, key, cmd.step)
@@ -127,13 +128,14 @@ class ComplaintWorkflow(CaseWorkflow):
     def _validate_step(self, cmd: StepCommand) -> None:
         reject_illegal(complaint_rules.check, self.state, cmd.step, parse(STEPS, cmd.step, cmd.data))
 
-    def _alarm_target(self, alarm, level: int) -> tuple[str | None, int]:
+    def _line(self, alarm, level: int) -> TargetRequest:
         """0: the handler (or the handling department's head); 1: the direct superior of
-        the person complained about, or the head of the department complained about;
-        2: company leadership."""
+        the person complained about, or of the head of the department complained about,
+        climbing until someone of the department handling the complaint, never anyone it
+        is about; 2: company leadership."""
         s = self.state
         if level == 0:
-            return s.answerable, 0
-        if level == 1:
-            return (s.about_person, 1) if s.about_person else (s.about_head, 0)
-        return None, 2
+            return TargetRequest(responsible=s.answerable, level=0, kind=self.KIND, department=s.routed_to)
+        about = [p for p in (s.about_person, s.about_head if s.about_department else None) if p]
+        return TargetRequest(responsible=s.about_person or s.about_head, level=level, kind=self.KIND,
+                             department=s.routed_to, about=about)
