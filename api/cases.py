@@ -1,43 +1,34 @@
 """HTTP routes for complaints (§九.C), returns/exchanges (§九.D), maintenance plans and
 their visits (§八.7-10): `router`, for the app to include.
 
-Thin, like the ticket routes: authenticate, ask `domain.case_permissions`, forward the
-registration (update-with-start) or the step (an Update) to the case's workflow, and
-answer with the Update's own result. Reads come from the event store (the case's
+Thin, like the ticket routes: authenticate (api.deps), ask `domain.permissions`, forward
+the registration (update-with-start) or the step (an Update) to the case's workflow,
+and answer with the Update's own result. Reads come from the event store (the case's
 aggregate, the one fold), so a closed case reads the same as an open one. Every 4xx
 is `{"error", "detail", "field"}` (api.errors): 409 a step not legal now, 422 a bad
 field, 404 an unknown case or step.
-
-Authentication is the app's own `api.app.current_staff` (bearer tokens), called
-through `current_staff` below: api.app includes this router, so it is looked up when
-a request comes rather than imported at load.
 
 Windows are data (domain.*_rules); WEIBAO_COMPLAINT_WINDOWS, WEIBAO_RETURN_WINDOWS
 and WEIBAO_INSPECTION_WINDOWS override them, e.g. "acknowledged=1h,replied=12h"."""
 import uuid
 from datetime import timedelta
 from functools import cache
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from eventsourcing.application import AggregateNotFoundError
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
-from temporalio.client import (WithStartWorkflowOperation, WorkflowUpdateFailedError,
-                               WorkflowUpdateRPCTimeoutOrCancelledError)
+from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities import config
 from api import errors
-from api.errors import ApiError, not_found, require
-from api.idempotency import IdempotencyKey, KeyReused, fingerprint
+from api.deps import TEMPORAL_ERRORS, CurrentStaff, Services, Svc, from_temporal, idempotent
+from api.errors import not_found, require
+from api.idempotency import IdempotencyKey
 from api.models import HistoryEvent
-from domain import case_permissions as may
-from domain import chain, complaint_rules, inspection_rules, maintenance, return_rules
+from domain import chain, complaint_rules, inspection_rules, maintenance, permissions, return_rules
 from domain.casework import parse_windows
 from domain.complaint_rules import ComplaintState, RegisterComplaint
 from domain.inspection_rules import InspectionState
@@ -52,28 +43,6 @@ from workflows.returns import ReturnWorkflow, return_workflow_id
 
 router = APIRouter()
 
-# --- dependencies ----------------------------------------------------------------------
-
-bearer = HTTPBearer(auto_error=False, description="a token printed by `weibao token STAFF_ID`")
-
-
-def get_services(request: Request) -> Any:
-    """api.app.Services: client, tickets (the event store), org, keys, task_queue."""
-    return request.app.state.services
-
-
-Svc = Annotated[Any, Depends(get_services)]
-
-
-async def current_staff(request: Request,
-                        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Staff:
-    """The caller, authenticated by the app's bearer tokens (api.app.current_staff)."""
-    from api import app as api_app  # api.app includes this router
-
-    return await api_app.current_staff(request, get_services(request), creds)
-
-
-CurrentStaff = Annotated[Staff, Depends(current_staff)]
 CaseId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 
 ERRORS = errors.documented(
@@ -120,33 +89,7 @@ def configured_windows(var: str, table: dict[str, timedelta]) -> dict[str, timed
 
 # --- helpers ---------------------------------------------------------------------------------
 
-
-
-def _refusal(e: Exception, what: str) -> ApiError:
-    """A refusal from the workflow (or Temporal) as the HTTP answer it stands for."""
-    if isinstance(e, WorkflowUpdateFailedError):
-        cause: BaseException | None = e
-        while cause is not None and not isinstance(cause, ApplicationError):
-            cause = getattr(cause, "cause", None) or cause.__cause__
-        if cause is not None:
-            details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-            if cause.type == "IllegalStep":
-                return ApiError(409, "illegal_step", cause.message)
-            if cause.type == "InvalidStepData":
-                return ApiError(422, "invalid", cause.message, details.get("field"))
-            if cause.type == "UnknownStep":
-                return not_found(cause.message, "step")
-            if cause.type in ("Conflict", "NoDepartment"):
-                return ApiError(409, "conflict", cause.message)
-        return ApiError(503, "unavailable", f"{what}: the step could not be recorded now; try again")
-    if isinstance(e, RPCError) and e.status == RPCStatusCode.NOT_FOUND:
-        return ApiError(409, "illegal_step", f"{what} is finished: its workflow takes no more steps")
-    if isinstance(e, WorkflowUpdateRPCTimeoutOrCancelledError):
-        return ApiError(503, "unavailable", f"{what}: no answer in time; retry with the same Idempotency-Key")
-    return ApiError(503, "unavailable", f"Temporal is unavailable: {e}")
-
-
-async def _state(svc: Any, kind: str, case_id: str) -> Any:
+async def _state(svc: Services, kind: str, case_id: str) -> Any:
     try:
         case = await run_in_threadpool(svc.store.aggregate, kind, case_id)
     except AggregateNotFoundError:
@@ -154,57 +97,33 @@ async def _state(svc: Any, kind: str, case_id: str) -> Any:
     return case.state
 
 
-async def _idempotent(svc: Any, staff: Staff, key: str | None, path: str, body: Any, status: int,
-                      run: Callable[[str | None], Any]) -> JSONResponse:
-    """Run `run(token)` once per Idempotency-Key (token None without one); a repeat gets
-    the first answer, a refusal releases the key for a corrected request."""
-    claim = None
-    if key is not None:
-        try:
-            claim = await run_in_threadpool(svc.keys.claim, staff.id, key, fingerprint("POST", path, body))
-        except KeyReused:
-            raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was already used for a different "
-                                                          "request; use a new key", "Idempotency-Key") from None
-        if claim.status is not None:
-            return JSONResponse(claim.response, status_code=claim.status)
-    try:
-        answer = await run(claim.token if claim else None)
-    except ApiError:
-        if claim is not None:
-            await run_in_threadpool(svc.keys.release, claim)
-        raise
-    if claim is not None:
-        await run_in_threadpool(svc.keys.complete, claim, status, answer)
-    return JSONResponse(answer, status_code=status)
-
-
-async def _start(svc: Any, what: str, op: WithStartWorkflowOperation, update: Any, arg: Any, update_id: str) -> Any:
+async def _start(svc: Services, what: str, op: WithStartWorkflowOperation, update: Any, arg: Any, update_id: str) -> Any:
     try:
         return await svc.client.execute_update_with_start_workflow(update, arg, start_workflow_operation=op,
                                                                    id=update_id)
-    except (WorkflowUpdateFailedError, RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as e:
-        raise _refusal(e, what) from None
+    except TEMPORAL_ERRORS as e:
+        raise from_temporal(e, what) from None
 
 
-async def _step(svc: Any, what: str, workflow_id: str, update: Any, cmd: StepCommand, token: str | None) -> Any:
+async def _step(svc: Services, what: str, workflow_id: str, update: Any, cmd: StepCommand, token: str | None) -> Any:
     handle = svc.client.get_workflow_handle(workflow_id)
     try:
         return await handle.execute_update(update, cmd, id=f"idem-{token}" if token else None)
-    except (WorkflowUpdateFailedError, RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as e:
-        raise _refusal(e, what) from None
+    except TEMPORAL_ERRORS as e:
+        raise from_temporal(e, what) from None
 
 
-async def _history(svc: Any, staff: Staff, kind: str, case_id: str) -> dict[str, Any]:
-    require(may.may_read(staff, kind))
+async def _history(svc: Services, staff: Staff, kind: str, case_id: str) -> dict[str, Any]:
+    require(permissions.may_read_case(staff, kind))
     events = await run_in_threadpool(svc.store.history, kind, case_id)
     if not events:
         raise not_found(f"no {kind} {case_id}")
     return CaseHistory(kind=kind, case_id=case_id, intact=chain.verify(events) is None, events=[
-        HistoryEvent(**{**e, "data": may.mask(staff, e["data"])}) for e in events]).model_dump(mode="json")
+        HistoryEvent(**{**e, "data": permissions.mask(staff, e["data"])}) for e in events]).model_dump(mode="json")
 
 
 def _answer(staff: Staff, state: BaseModel) -> dict[str, Any]:
-    return may.mask(staff, state.model_dump(mode="json"))
+    return permissions.mask(staff, state.model_dump(mode="json"))
 
 
 # --- complaints (§九.C) -----------------------------------------------------------------------
@@ -213,7 +132,7 @@ def _answer(staff: Staff, state: BaseModel) -> dict[str, Any]:
 async def register_complaint(body: RegisterComplaint, staff: CurrentStaff, svc: Svc,
                              idempotency_key: IdempotencyKey = None) -> Any:
     """登记: an intake clerk registers a complaint or opinion; routed by its category."""
-    require(may.may_register(staff, "complaint"))
+    require(permissions.may_register(staff, "complaint"))
 
     async def run(token: str | None) -> dict[str, Any]:
         cid = f"c{token[:15]}" if token else f"c{uuid.uuid4().hex[:15]}"
@@ -226,13 +145,13 @@ async def register_complaint(body: RegisterComplaint, staff: CurrentStaff, svc: 
                              RegisterCommand(actor=staff.id, complaint=body), "register")
         return {"complaint_id": cid, "state": _answer(staff, state)}
 
-    return await _idempotent(svc, staff, idempotency_key, "/complaints", body.model_dump(mode="json"), 201, run)
+    return await idempotent(svc, staff, idempotency_key, "/complaints", body.model_dump(mode="json"), 201, run)
 
 
 @router.get("/complaints/{case_id}", response_model=ComplaintState, responses=ERRORS, tags=["complaints"])
 async def get_complaint(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
     """The complaint now: routing, windows, acknowledgement, escalations, reply, outcome."""
-    require(may.may_read(staff, "complaint"))
+    require(permissions.may_read_case(staff, "complaint"))
     return _answer(staff, await _state(svc, "complaint", case_id))
 
 
@@ -246,7 +165,7 @@ def _complaint_step(step: str, model: type[BaseModel]) -> None:
     async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
         state = await _state(svc, "complaint", case_id)
-        require(may.may_step(staff, "complaint", step, state.routed_to))
+        require(permissions.may_step_case(staff, "complaint", step, permissions.handling_department("complaint", state)))
         data = body.model_dump(mode="json")
 
         async def run(token: str | None) -> dict[str, Any]:
@@ -254,7 +173,7 @@ def _complaint_step(step: str, model: type[BaseModel]) -> None:
                                 StepCommand(step=step, actor=staff.id, data=data), token)
             return _answer(staff, state)
 
-        return await _idempotent(svc, staff, idempotency_key, f"/complaints/{case_id}/steps/{step}", data, 200, run)
+        return await idempotent(svc, staff, idempotency_key, f"/complaints/{case_id}/steps/{step}", data, 200, run)
 
     route.__doc__ = (model.__doc__ or step).strip()
     router.post(f"/complaints/{{case_id}}/steps/{step}", response_model=ComplaintState, responses=ERRORS,
@@ -271,7 +190,7 @@ for _name, (_, _model) in complaint_rules.STEPS.items():
 async def request_return(body: RequestReturn, staff: CurrentStaff, svc: Svc,
                          idempotency_key: IdempotencyKey = None) -> Any:
     """退换货申请: answers with the eligibility decision (return, exchange, repair or refused)."""
-    require(may.may_register(staff, "return"))
+    require(permissions.may_register(staff, "return"))
 
     async def run(token: str | None) -> dict[str, Any]:
         rid = f"r{token[:15]}" if token else f"r{uuid.uuid4().hex[:15]}"
@@ -284,13 +203,13 @@ async def request_return(body: RequestReturn, staff: CurrentStaff, svc: Svc,
                              RequestCommand(actor=staff.id, request=body), "request")
         return {"return_id": rid, "state": _answer(staff, state)}
 
-    return await _idempotent(svc, staff, idempotency_key, "/returns", body.model_dump(mode="json"), 201, run)
+    return await idempotent(svc, staff, idempotency_key, "/returns", body.model_dump(mode="json"), 201, run)
 
 
 @router.get("/returns/{case_id}", response_model=ReturnState, responses=ERRORS, tags=["returns"])
 async def get_return(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
     """The return/exchange now: decision, open hand-off and its window, root cause."""
-    require(may.may_read(staff, "return"))
+    require(permissions.may_read_case(staff, "return"))
     return _answer(staff, await _state(svc, "return", case_id))
 
 
@@ -303,8 +222,7 @@ def _return_step(step: str, model: type[BaseModel]) -> None:
     async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
         state: ReturnState = await _state(svc, "return", case_id)
-        window = state.windows.get(state.stage or "")
-        require(may.may_step(staff, "return", step, window.department if window else None))
+        require(permissions.may_step_case(staff, "return", step, permissions.return_step_department(state)))
         data = body.model_dump(mode="json")
 
         async def run(token: str | None) -> dict[str, Any]:
@@ -312,7 +230,7 @@ def _return_step(step: str, model: type[BaseModel]) -> None:
                                 StepCommand(step=step, actor=staff.id, data=data), token)
             return _answer(staff, state)
 
-        return await _idempotent(svc, staff, idempotency_key, f"/returns/{case_id}/steps/{step}", data, 200, run)
+        return await idempotent(svc, staff, idempotency_key, f"/returns/{case_id}/steps/{step}", data, 200, run)
 
     route.__doc__ = (model.__doc__ or step).strip()
     router.post(f"/returns/{{case_id}}/steps/{step}", response_model=ReturnState, responses=ERRORS,
@@ -331,7 +249,7 @@ async def start_plan(contract_id: CaseId, body: StartPlan, staff: CurrentStaff, 
                      idempotency_key: IdempotencyKey = None) -> Any:
     """Start the contract's plan from its delivery date: monthly follow-ups, monthly or
     quarterly inspections, key equipment every 6 months, a full check every 12."""
-    require(may.may_plan(staff))
+    require(permissions.may_plan(staff))
 
     async def run(token: str | None) -> dict[str, Any]:
         op = WithStartWorkflowOperation(
@@ -345,14 +263,14 @@ async def start_plan(contract_id: CaseId, body: StartPlan, staff: CurrentStaff, 
                              PlanCommand(actor=staff.id, plan=body), f"start-{token or uuid.uuid4().hex}")
         return _answer(staff, state)
 
-    return await _idempotent(svc, staff, idempotency_key, f"/contracts/{contract_id}/plan",
+    return await idempotent(svc, staff, idempotency_key, f"/contracts/{contract_id}/plan",
                              body.model_dump(mode="json"), 201, run)
 
 
 @router.get("/contracts/{contract_id}/plan", response_model=PlanState, responses=ERRORS, tags=["maintenance"])
 async def get_plan(contract_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
     """The plan: settings, the next month due, visits so far per kind, the latest visits."""
-    require(may.may_read(staff, "plan"))
+    require(permissions.may_read_case(staff, "plan"))
     return _answer(staff, await _state(svc, "plan", contract_id))
 
 
@@ -364,7 +282,7 @@ async def plan_history(contract_id: CaseId, staff: CurrentStaff, svc: Svc) -> An
 def _plan_step(step: str, model: type[BaseModel]) -> None:
     async def route(contract_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
-        require(may.may_plan(staff))
+        require(permissions.may_plan(staff))
         await _state(svc, "plan", contract_id)
         data = body.model_dump(mode="json")
 
@@ -373,7 +291,7 @@ def _plan_step(step: str, model: type[BaseModel]) -> None:
                                 PlanWorkflow.step, StepCommand(step=step, actor=staff.id, data=data), token)
             return _answer(staff, state)
 
-        return await _idempotent(svc, staff, idempotency_key, f"/contracts/{contract_id}/plan/steps/{step}", data, 200,
+        return await idempotent(svc, staff, idempotency_key, f"/contracts/{contract_id}/plan/steps/{step}", data, 200,
                                  run)
 
     route.__doc__ = (model.__doc__ or step).strip()
@@ -391,7 +309,7 @@ for _name, (_, _model) in maintenance.STEPS.items():
 async def get_inspection(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
     """A visit: kind, due day and window, team, customer staff and training, findings,
     replacement recommendations, tickets opened."""
-    require(may.may_read(staff, "inspection"))
+    require(permissions.may_read_case(staff, "inspection"))
     return _answer(staff, await _state(svc, "inspection", case_id))
 
 
@@ -404,7 +322,7 @@ def _inspection_step(step: str, model: type[BaseModel]) -> None:
     async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
         state: InspectionState = await _state(svc, "inspection", case_id)
-        require(may.may_visit_step(staff, step, state.responsible, state.team))
+        require(permissions.may_visit_step(staff, step, state.responsible, state.team))
         data = body.model_dump(mode="json")
 
         async def run(token: str | None) -> dict[str, Any]:
@@ -412,7 +330,7 @@ def _inspection_step(step: str, model: type[BaseModel]) -> None:
                                 InspectionWorkflow.step, StepCommand(step=step, actor=staff.id, data=data), token)
             return _answer(staff, state)
 
-        return await _idempotent(svc, staff, idempotency_key, f"/inspections/{case_id}/steps/{step}", data, 200, run)
+        return await idempotent(svc, staff, idempotency_key, f"/inspections/{case_id}/steps/{step}", data, 200, run)
 
     route.__doc__ = (model.__doc__ or step).strip()
     router.post(f"/inspections/{{case_id}}/steps/{step}", response_model=InspectionState, responses=ERRORS,

@@ -23,43 +23,28 @@ from typing import Annotated, Any, Callable
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.errors import ApiError, forbidden
+from api.deps import CurrentStaff, ReadModelsDep
+from api.errors import ApiError, require
+from domain import permissions
 from domain.org import Staff
-from domain.permissions import READ_ONLY_ROLES
 from domain.policy import CST
 from projections import candidates, departments, escalations, faults, scorecard, sla_compliance
 from projections.base import ReadModelView
-from projections.runner import UPSTREAM, ReadModels, read_models
+from projections.runner import UPSTREAM
 
 router = APIRouter(tags=["reports"])
-bearer = HTTPBearer(auto_error=False, description="a token printed by `weibao token STAFF_ID`")
 
 
-async def reports_reader(request: Request,
-                         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Staff:
-    """The caller of a report: a manager, company leadership or an auditor.
-
-    The hook for the API's authentication: it resolves the bearer token with
-    `api.app.current_staff` (imported when called, since api.app includes this
-    router), then checks the role. Override it in `app.dependency_overrides` to
-    authenticate otherwise."""
-    from api.app import current_staff
-
-    staff = await current_staff(request, request.app.state.services, creds)
-    if staff.role not in READ_ONLY_ROLES:
-        raise forbidden(f"{staff.id} is a {staff.role}: reports are for {', '.join(sorted(READ_ONLY_ROLES))}")
+async def reports_reader(staff: CurrentStaff) -> Staff:
+    """The caller of a report, authenticated by bearer token: a manager, company
+    leadership or an auditor (domain.permissions.may_read_reports)."""
+    require(permissions.may_read_reports(staff))
     return staff
 
 
-def get_read_models() -> ReadModels:
-    """The read models of the configured store (shared, opened on first use)."""
-    return read_models()
-
-
 Reader = Annotated[Staff, Depends(reports_reader)]
-Models = Annotated[ReadModels, Depends(get_read_models)]
+Models = ReadModelsDep
 RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "no token, or an unknown or revoked one"},
     403: {"description": "only managers, leadership and auditors read reports"},

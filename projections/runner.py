@@ -91,24 +91,10 @@ class ReadModels:
         self.factory.close()
 
 
-_shared: dict[tuple, ReadModels] = {}
-_shared_lock = threading.Lock()
-
-
 def read_models() -> ReadModels:
-    """The read models for queries (the API), for the store configured now."""
-    kind = config.store_kind()
-    key = (kind, str(config.sqlite_path()) if kind == "sqlite" else config.postgres_conninfo())
-    with _shared_lock:
-        if key not in _shared:
-            _shared[key] = ReadModels(kind)
-        return _shared[key]
-
-
-def close_read_models() -> None:
-    with _shared_lock:
-        while _shared:
-            _shared.popitem()[1].close()
+    """New read models over the store configured now (for the CLI); the caller closes
+    them. A long-running process (the API, the runner) opens its own once."""
+    return ReadModels()
 
 
 class Runner:
@@ -261,12 +247,12 @@ class _Waiter:
 
 
 def status(models: ReadModels | None = None, app: Any | None = None) -> list[dict[str, Any]]:
-    """Each read model's position and lag behind the event store's last event."""
-    models = models or read_models()
-    app = app or open_store(models.kind)
-    head = app.recorder.max_notification_id() or 0
-    return [{"name": name, "title": p.title, "position": pos or 0, "head": head, "lag": head - (pos or 0)}
-            for name, pos, p in ((n, p.view.max_tracking_id(UPSTREAM), p) for n, p in models.projections.items())]
+    """Each read model's position and lag behind the event store's last event (over the
+    configured store unless given one; what is opened here is closed here)."""
+    with _opened(models, app) as (models, app):
+        head = app.recorder.max_notification_id() or 0
+        return [{"name": name, "title": p.title, "position": pos or 0, "head": head, "lag": head - (pos or 0)}
+                for name, pos, p in ((n, p.view.max_tracking_id(UPSTREAM), p) for n, p in models.projections.items())]
 
 
 def rebuild(name: str, models: ReadModels | None = None, app: Any | None = None,
@@ -275,14 +261,30 @@ def rebuild(name: str, models: ReadModels | None = None, app: Any | None = None,
     Safe beside a running runner: the position check lets only one apply each batch."""
     if name not in BY_NAME:
         raise KeyError(f"no read model {name!r}; read models are {', '.join(BY_NAME)}")
+    with _opened(models, app) as (models, app):
+        models.reset(name)
+        runner = Runner(app, models, names=[name], batch_size=batch_size)
+        try:
+            return runner.catch_up()
+        finally:
+            runner.close()
+
+
+@contextmanager
+def _opened(models: ReadModels | None, app: Any | None) -> Iterator[tuple[ReadModels, Any]]:
+    """`models` and `app`, or the configured ones, opened here and closed on the way out."""
+    own_models, own_app = models is None, app is None
     models = models or read_models()
-    app = app or open_store(models.kind)
-    models.reset(name)
-    runner = Runner(app, models, names=[name], batch_size=batch_size)
     try:
-        return runner.catch_up()
+        app = app or open_store(models.kind)
+        try:
+            yield models, app
+        finally:
+            if own_app:
+                app.close()
     finally:
-        runner.close()
+        if own_models:
+            models.close()
 
 
 def groups(names: list[str], n: int) -> list[list[str]]:

@@ -148,13 +148,11 @@ class TicketList(ReadModel):
         self._link(e, batch, "inspection", e.data.get("inspection_id"))
 
 
-def linked_cases(ticket_id: str, *, view: ReadModelView | None = None) -> list[dict[str, Any]]:
-    """The complaints, returns and inspections that name `ticket_id`, oldest first.
-    Eventually consistent, like the list. `case_id` is None for an inspection's finding
-    recorded before findings carried their inspection's id; `originator_id` names it."""
-    if view is None:
-        from projections.runner import read_models
-        view = read_models().view(TicketList.name)
+def linked_cases(ticket_id: str, *, view: ReadModelView) -> list[dict[str, Any]]:
+    """The complaints, returns and inspections that name `ticket_id`, oldest first, from
+    `view` (the TicketList's). Eventually consistent, like the list. `case_id` is None
+    for an inspection's finding recorded before findings carried their inspection's id;
+    `originator_id` names it."""
     rows = view.select(LINKS, "ticket_id = ?", [ticket_id], order="at, originator_id, version")
     return [{"kind": r["kind"], "case_id": r["case_id"], "event": r["event_type"], "at": r["at"],
              "actor": r["actor"], "originator_id": r["originator_id"], "version": r["version"]} for r in rows]
@@ -169,12 +167,9 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 def list_tickets(status: str | None = None, assignee: str | None = None, breached: bool | None = None,
                  limit: int = 50, offset: int = 0, *, customer: str | None = None,
-                 view: ReadModelView | None = None) -> list[dict[str, Any]]:
-    """The ticket list for GET /tickets, newest report first. Eventually consistent:
-    it is as fresh as the projection runner's last batch."""
-    if view is None:
-        from projections.runner import read_models
-        view = read_models().view(TicketList.name)
+                 view: ReadModelView) -> list[dict[str, Any]]:
+    """The ticket list for GET /tickets from `view` (the TicketList's), newest report
+    first. Eventually consistent: as fresh as the projection runner's last batch."""
     where, params = [], []
     if status is not None:
         where.append("status = ?"), params.append(status)
@@ -189,9 +184,7 @@ def list_tickets(status: str | None = None, assignee: str | None = None, breache
     return [_public(r) for r in rows]
 
 
-def get_ticket_row(ticket_id: str, *, view: ReadModelView | None = None) -> dict[str, Any] | None:
-    if view is None:
-        from projections.runner import read_models
-        view = read_models().view(TicketList.name)
+def get_ticket_row(ticket_id: str, *, view: ReadModelView) -> dict[str, Any] | None:
+    """One ticket's row from `view` (the TicketList's), or None."""
     rows = view.select(TICKETS, "ticket_id = ?", [ticket_id])
     return _public(rows[0]) if rows else None

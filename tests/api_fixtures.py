@@ -11,15 +11,17 @@ from typing import Any, AsyncIterator
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from activities.outbox import Outbox
 from activities.store import open_store
 from activities.record import Recorder
-from api.app import Services, create_app
+from api.app import create_app
+from api.deps import Services, get_read_models
 from domain.ticket import Ticket
 from eventsourcing.utils import get_topic
 from projections import ticket_list
-from projections.runner import Runner, close_read_models, read_models
+from projections.runner import ReadModels, Runner
 from tests.case_helpers import end_case_workflows
 from tests.conftest import REPORT, running_worker
 from workflows.ticket import ticket_workflow_id
@@ -88,19 +90,18 @@ async def end_api_workflows(services: Services) -> None:
     await end_case_workflows(services.client, services.store)
 
 
-def catch_up_ticket_list(services: Services) -> None:
+def catch_up_ticket_list(app: FastAPI, services: Services) -> Runner:
     """GET /tickets and a history's linked cases read the ticket_list read model; in
-    tests the runner catches up just before each read instead of running beside the API."""
-    runner = Runner(services.store, read_models(), names=["ticket_list"])
+    tests the runner catches up just before each request that reads it, instead of
+    running beside the API. Returns the runner, for the caller to close."""
+    runner = Runner(services.store, services.read_models, names=[ticket_list.TicketList.name])
 
-    def caught_up(read):
-        def read_caught_up(*args, **kwargs):
-            runner.catch_up()
-            return read(*args, **kwargs)
-        return read_caught_up
+    def caught_up() -> ReadModels:
+        runner.catch_up()
+        return services.read_models
 
-    services.list_tickets = caught_up(ticket_list.list_tickets)
-    services.linked_cases = caught_up(ticket_list.linked_cases)
+    app.dependency_overrides[get_read_models] = caught_up
+    return runner
 
 
 @asynccontextmanager
@@ -109,9 +110,10 @@ async def api_stack(env, org, kind: str, use_store) -> AsyncIterator[Api]:
     tickets = open_store()
     outbox = Outbox()
     task_queue = f"tq-{uuid.uuid4()}"
-    services = Services.build(env.client, tickets, org, task_queue=task_queue)
-    catch_up_ticket_list(services)
+    models = ReadModels()
+    services = Services.build(env.client, tickets, org, task_queue=task_queue, read_models=models)
     app = create_app(services)
+    runner = catch_up_ticket_list(app, services)
     try:
         async with running_worker(env.client, Recorder(tickets, org, outbox), task_queue):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
@@ -120,8 +122,9 @@ async def api_stack(env, org, kind: str, use_store) -> AsyncIterator[Api]:
                 finally:
                     await end_api_workflows(services)
     finally:
-        close_read_models()
+        runner.close()
         services.close()
+        models.close()
         outbox.close()
         tickets.close()
 

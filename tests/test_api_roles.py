@@ -159,7 +159,7 @@ async def test_refusals_are_logged_with_who_what_and_why(api: Api, caplog):
     ("A001", "triage", TicketFacts(), False),
 ])
 def test_who_may_take_a_step(org, who, step, facts, allowed):
-    decision = permissions.may_step(org, org.get(who), step, facts, {})
+    decision = permissions.may_step_ticket(org, org.get(who), step, facts, {})
     assert bool(decision) is allowed
     assert allowed or decision.reason
 

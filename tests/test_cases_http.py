@@ -9,9 +9,11 @@ import pytest
 from activities.outbox import Outbox
 from activities.store import open_store
 from activities.record import Recorder
-from api.app import Services, create_app
+from api.app import create_app
+from api.deps import Services
 from domain.maintenance import add_months, due_at, inspection_id
 from domain.policy import CST
+from projections.runner import ReadModels
 from tests.api_fixtures import catch_up_ticket_list, end_api_workflows
 from tests.case_helpers import COMPLAINT, PLAN, RETURN
 from tests.conftest import running_worker, sleep_until
@@ -41,9 +43,10 @@ async def api(env, org, use_store):
     use_store("sqlite")
     tickets, outbox = open_store(), Outbox()
     task_queue = f"tq-{uuid.uuid4()}"
-    services = Services.build(env.client, tickets, org, task_queue=task_queue)
-    catch_up_ticket_list(services)
+    models = ReadModels()
+    services = Services.build(env.client, tickets, org, task_queue=task_queue, read_models=models)
     app = create_app(services)
+    runner = catch_up_ticket_list(app, services)
     try:
         async with running_worker(env.client, Recorder(tickets, org, outbox), task_queue):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
@@ -52,7 +55,9 @@ async def api(env, org, use_store):
                 finally:
                     await end_api_workflows(services)  # tickets reported here too, and cases
     finally:
+        runner.close()
         services.close()
+        models.close()
         outbox.close()
         tickets.close()
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from activities import config
 from activities.store import open_store
 from api import errors, reports
-from api.app import Services
+from api.deps import Services
 from api.db import Database
 from domain.policy import CST
 from projections import escalations, scorecard, ticket_list
@@ -30,8 +30,7 @@ async def api(month):  # noqa: F811
     errors.install(app)
     app.include_router(reports.router)
     # the API's own services (tokens, org) with no Temporal client: reports never use one
-    app.state.services = Services.build(None, tickets, config.load_org(), db=db)
-    app.dependency_overrides[reports.get_read_models] = lambda: models
+    app.state.services = Services.build(None, tickets, config.load_org(), db=db, read_models=models)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://weibao") as client:
         client.token = {sid: app.state.services.tokens.issue(sid) for sid in ("M001", "L001", "A001", "E001", "S001")}
         yield client
