@@ -44,13 +44,14 @@ def build_worker(client: Client, recorder: Recorder, task_queue: str | None = No
 
 
 async def main() -> None:
+    settings, org = config.startup()  # a bad setting or org file: one line on stderr, exit 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    org = config.load_org()
     recorder = Recorder(open_store(), org, Outbox())
     client = await connect()
     worker = build_worker(client, recorder)
-    log.info("worker on %s, task queue %s, event store %s, org %s (%d staff)", config.temporal_address(),
-             config.task_queue(), config.store_kind(), config.org_file(), len(org.staff))
+    log.info("worker on %s, task queue %s, event store %s, org %s (%d staff)",
+             client.service_client.config.target_host, settings.task_queue, settings.event_store,
+             settings.org_file, len(org.staff))
     # SIGINT or SIGTERM (whatever the disposition inherited from the parent) drains the
     # worker: in-flight tasks finish while the server still answers, then it exits
     stop = asyncio.Event()

@@ -1,68 +1,94 @@
-"""Configuration from environment variables, with embedded defaults (see README)."""
+"""Accessors over the settings (activities/settings.py, README "Configuration"): each reads
+the environment as it is at the call, checked; a bad value raises settings.ConfigError
+(a ValueError) naming the variable. A process checks everything once at its start with
+`startup()`."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+from activities.settings import ROOT, ConfigError, Settings, load, read_org, startup, temporal_client_config
 from domain.org import Org
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["ROOT", "ConfigError", "Settings", "settings", "startup", "env", "temporal_address",
+           "temporal_namespace", "temporal_connect_config", "task_queue", "data_dir", "store_kind",
+           "sqlite_path", "postgres", "postgres_conninfo", "org_file", "load_org", "windows", "binary"]
+
+
+def settings() -> Settings:
+    return load()
 
 
 def env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+    """Variable `name` through the settings (checked, normalised, with its default);
+    `default` when it has no value. A name that is not a setting is read as it is."""
+    try:
+        value = load().text(name)
+    except KeyError:
+        return os.environ.get(name, default)
+    return default if value is None else value
 
 
 def temporal_address() -> str:
-    return env("TEMPORAL_ADDRESS", "localhost:7233")
+    """The Temporal frontend the client connects to (TEMPORAL_ADDRESS, or a Temporal
+    config file's profile, or localhost:7233)."""
+    return temporal_client_config()["target_host"]
 
 
 def temporal_namespace() -> str:
-    return env("TEMPORAL_NAMESPACE", "default")
+    return temporal_client_config()["namespace"]
+
+
+def temporal_connect_config() -> dict[str, Any]:
+    """Keyword arguments for `Client.connect` (address, namespace, API key, TLS) by
+    temporalio.envconfig."""
+    return temporal_client_config()
 
 
 def task_queue() -> str:
-    return env("WEIBAO_TASK_QUEUE", "weibao")
+    return load().task_queue
 
 
 def data_dir() -> Path:
-    return Path(env("WEIBAO_DATA_DIR", str(ROOT / ".weibao")))
+    return load().data_dir
 
 
 def store_kind() -> str:
-    kind = env("WEIBAO_EVENT_STORE", "sqlite")
-    if kind not in ("sqlite", "postgres"):
-        raise ValueError(f"WEIBAO_EVENT_STORE must be 'sqlite' or 'postgres', not {kind!r}")
-    return kind
+    return load().event_store
 
 
 def sqlite_path() -> Path:
-    return Path(env("WEIBAO_SQLITE_PATH", str(data_dir() / "events.db")))
+    return load().sqlite_path
 
 
 def postgres() -> dict[str, str]:
-    return {
-        "POSTGRES_HOST": env("POSTGRES_HOST", "127.0.0.1"),
-        "POSTGRES_PORT": env("POSTGRES_PORT", "5432"),
-        "POSTGRES_DBNAME": env("POSTGRES_DBNAME", "postgres"),
-        "POSTGRES_USER": env("POSTGRES_USER", "postgres"),
-        "POSTGRES_PASSWORD": env("POSTGRES_PASSWORD", ""),
-    }
+    return load().postgres()
 
 
 def postgres_conninfo(pg: dict[str, str] | None = None) -> str:
+    """A libpq connection string (quoting done by psycopg: a password may hold spaces or quotes)."""
+    from psycopg.conninfo import make_conninfo
+
     pg = pg or postgres()
-    return (f"host={pg['POSTGRES_HOST']} port={pg['POSTGRES_PORT']} dbname={pg['POSTGRES_DBNAME']} "
-            f"user={pg['POSTGRES_USER']} password={pg['POSTGRES_PASSWORD']}")
+    return make_conninfo(host=pg["POSTGRES_HOST"], port=pg["POSTGRES_PORT"], dbname=pg["POSTGRES_DBNAME"],
+                         user=pg["POSTGRES_USER"], password=pg["POSTGRES_PASSWORD"] or None)
 
 
 def org_file() -> Path:
-    return Path(env("WEIBAO_ORG_FILE", str(ROOT / "org.example.toml")))
+    return load().org_file
 
 
 def load_org(path: Path | None = None) -> Org:
-    path = path or org_file()
-    return Org.from_toml(path.read_text(encoding="utf-8"), source=str(path))
+    """The organisation of the org file; domain.org.OrgError naming the file if it is
+    missing or broken."""
+    return read_org(path or org_file())
+
+
+def windows(kind: str):
+    """The window overrides of WEIBAO_<KIND>_WINDOWS, kind 'complaint', 'return' or
+    'inspection' (None: the built-in table as it is)."""
+    return load().windows(kind)
 
 
 def binary(name: str) -> str:

@@ -52,7 +52,8 @@ def processes() -> list[tuple[str, list[str]]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    data = config.data_dir()
+    settings = config.settings()
+    data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     # each child runs in its own process group, so the terminal's Ctrl-C reaches only this
     # process, which stops them in order (see `stop`)
@@ -81,19 +82,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         if not args.no_dev_server:
-            host, _, port = config.temporal_address().partition(":")
-            server = subprocess.Popen(dev_server_command(data / "temporal.db", int(port or 7233), args.ui_port),
-                                      process_group=0)
+            address = config.temporal_address()
+            host, _, port = address.rpartition(":")
+            ui_port = settings.temporal_ui_port if args.ui_port is None else args.ui_port
+            server = subprocess.Popen(dev_server_command(data / "temporal.db", int(port), ui_port), process_group=0)
             children.append(("temporal dev server", server))
-            _wait_port(host or "localhost", int(port or 7233), 60, server)
-            print(f"weibao: Temporal dev server on {config.temporal_address()} (pid {server.pid}), "
-                  f"UI at http://localhost:{args.ui_port}", flush=True)
+            _wait_port(host or "localhost", int(port), 60, server)
+            print(f"weibao: Temporal dev server on {address} (pid {server.pid}), "
+                  f"UI at http://localhost:{ui_port}", flush=True)
         for name, argv in processes():
             children.append((name, subprocess.Popen(argv, process_group=0)))
             print(f"weibao: started {name} (pid {children[-1][1].pid})", flush=True)
-        print(f"weibao: event store {config.store_kind()} "
-              f"({config.sqlite_path() if config.store_kind() == 'sqlite' else config.postgres()['POSTGRES_HOST']}); "
-              "Ctrl-C stops everything", flush=True)
+        where = settings.sqlite_path if settings.event_store == "sqlite" else settings.postgres_host
+        print(f"weibao: event store {settings.event_store} ({where}); Ctrl-C stops everything", flush=True)
         print(f"weibao: API at {api_url()} (docs at {api_url()}/docs; `weibao token STAFF_ID` for a token)",
               flush=True)
         while True:
@@ -110,7 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def api_url() -> str:
-    return f"http://{config.env('WEIBAO_API_HOST', '127.0.0.1')}:{config.env('WEIBAO_API_PORT', '8000')}"
+    settings = config.settings()
+    return f"http://{settings.api_host}:{settings.api_port}"
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -142,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start dev server, worker and API; Ctrl-C stops them")
     run.add_argument("--no-dev-server", action="store_true", help="use the Temporal at TEMPORAL_ADDRESS")
-    run.add_argument("--ui-port", type=int, default=int(config.env("WEIBAO_TEMPORAL_UI_PORT", "8233")))
+    run.add_argument("--ui-port", type=int, help="the dev server's web UI port (default WEIBAO_TEMPORAL_UI_PORT)")
     run.set_defaults(func=cmd_run)
     token = sub.add_parser("token", help="issue (or --revoke) an API bearer token for a staff member")
     token.add_argument("staff_id", metavar="STAFF_ID", help="a staff id of the org file (WEIBAO_ORG_FILE)")
@@ -155,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    config.startup()  # before anything starts: a bad setting or org file is one line on stderr, exit 2
     return args.func(args)
 
 

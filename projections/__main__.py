@@ -19,28 +19,24 @@ import threading
 from activities import config
 
 
-def _int_env(name: str) -> int | None:
-    value = config.env(name, "")
-    return int(value) if value else None
-
-
 def main(argv: list[str] | None = None) -> int:
     # A stop asked for while the heavy imports below still run must not be lost.
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    settings, _ = config.startup()  # a bad setting or org file: one line on stderr, exit 2
     from projections.runner import BY_NAME, groups, prepare, serve, serve_child, setup_logging
 
     parser = argparse.ArgumentParser(prog="python -m projections", description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=sorted(BY_NAME), help="run only these read models")
-    parser.add_argument("--processes", type=int, default=int(config.env("WEIBAO_PROJECTION_PROCESSES", "1")))
-    parser.add_argument("--batch-size", type=int, default=_int_env("WEIBAO_PROJECTION_BATCH"),
+    parser.add_argument("--processes", type=int, default=settings.projection_processes)
+    parser.add_argument("--batch-size", type=int, default=settings.projection_batch,
                         help="events pulled and applied per transaction at most "
                              "(default 5000 on PostgreSQL, 2000 on SQLite)")
-    parser.add_argument("--workers", type=int, default=_int_env("WEIBAO_PROJECTION_WORKERS"),
+    parser.add_argument("--workers", type=int, default=settings.projection_workers,
                         help="threads applying read models side by side in a process "
                              "(default 4 on PostgreSQL, 1 on SQLite)")
-    parser.add_argument("--poll", type=float, default=float(config.env("WEIBAO_PROJECTION_POLL", "1.0")),
+    parser.add_argument("--poll", type=float, default=settings.projection_poll,
                         help="seconds between pulls when idle (PostgreSQL also wakes on NOTIFY)")
     parser.add_argument("--once", action="store_true", help="catch up, then exit")
     args = parser.parse_args(argv)

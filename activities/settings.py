@@ -1,0 +1,347 @@
+"""The configuration: every environment variable a weibao process reads, with its default
+and its check, in one pydantic-settings class (the README's "Configuration" table).
+
+`load()` reads the environment as it is at the call (a changed variable is seen by the
+next call; an unchanged environment costs a dictionary look-up). `startup()` is what
+each process runs first: it checks the variables, the org file, the rules file and the
+Temporal client configuration, and on a problem prints one line naming the variable or
+file and exits with status 2."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tomllib
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.org import Org, OrgError
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIXES = ("WEIBAO_", "POSTGRES_", "TEMPORAL_")  # the variables a Settings depends on
+UVICORN_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message (one line) names the variable or
+    file and the problem."""
+
+
+def _tls_flag(value: Any) -> Any:
+    # temporalio.envconfig takes only these; anything else ('yes', 'off') would silently
+    # leave TLS on, so it is refused here
+    if isinstance(value, str):
+        if value.lower() in ("1", "true"):
+            return True
+        if value.lower() in ("0", "false"):
+            return False
+        raise ValueError(f"must be true or false (or 1 or 0), not {value!r}")
+    return value
+
+
+class Settings(BaseSettings):
+    """The process configuration. A field named `x` reads WEIBAO_X, unless it names its
+    variable (TEMPORAL_*, POSTGRES_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="WEIBAO_", env_ignore_empty=True, extra="ignore", frozen=True)
+
+    # Temporal (temporalio.envconfig reads these too when connecting: see temporal_client_config)
+    temporal_address: str = Field("localhost:7233", validation_alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field("default", validation_alias="TEMPORAL_NAMESPACE")
+    temporal_api_key: SecretStr | None = Field(None, validation_alias="TEMPORAL_API_KEY")
+    temporal_tls: bool | None = Field(None, validation_alias="TEMPORAL_TLS")
+    temporal_tls_server_name: str | None = Field(None, validation_alias="TEMPORAL_TLS_SERVER_NAME")
+    temporal_tls_server_ca_cert_path: Path | None = Field(None, validation_alias="TEMPORAL_TLS_SERVER_CA_CERT_PATH")
+    temporal_tls_client_cert_path: Path | None = Field(None, validation_alias="TEMPORAL_TLS_CLIENT_CERT_PATH")
+    temporal_tls_client_key_path: Path | None = Field(None, validation_alias="TEMPORAL_TLS_CLIENT_KEY_PATH")
+    temporal_profile: str | None = Field(None, validation_alias="TEMPORAL_PROFILE")
+    temporal_config_file: Path | None = Field(None, validation_alias="TEMPORAL_CONFIG_FILE")
+    task_queue: str = "weibao"
+    temporal_ui_port: int = 8233
+
+    # event store
+    data_dir: Path = ROOT / ".weibao"
+    event_store: Literal["sqlite", "postgres"] = "sqlite"
+    sqlite_path: Path | None = None  # None: $WEIBAO_DATA_DIR/events.db (filled in below)
+    postgres_host: str = Field("127.0.0.1", validation_alias="POSTGRES_HOST")
+    postgres_port: int = Field(5432, validation_alias="POSTGRES_PORT")
+    postgres_dbname: str = Field("postgres", validation_alias="POSTGRES_DBNAME")
+    postgres_user: str = Field("postgres", validation_alias="POSTGRES_USER")
+    postgres_password: SecretStr = Field(SecretStr(""), validation_alias="POSTGRES_PASSWORD")
+
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_log_level: str = "info"
+    api_access_log: bool = True
+
+    # the organisation and the rules
+    org_file: Path = ROOT / "org.example.toml"
+    complaint_windows: str = ""
+    return_windows: str = ""
+    inspection_windows: str = ""
+    rules_file: Path | None = None
+
+    # projection runner
+    projection_batch: int | None = None
+    projection_workers: int | None = None
+    projection_processes: int = 1
+    projection_poll: float = 1.0
+    log_level: str = "INFO"
+
+    # --- checks (each message says what is wanted and what was given) ----------------------
+
+    @field_validator("event_store", mode="before")
+    @classmethod
+    def _store(cls, v: Any) -> Any:
+        if v not in ("sqlite", "postgres"):
+            raise ValueError(f"must be 'sqlite' or 'postgres', not {v!r}")
+        return v
+
+    @field_validator("temporal_address", mode="before")
+    @classmethod
+    def _address(cls, v: Any) -> Any:
+        host, _, port = str(v).rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"must be host:port, not {v!r}")
+        return v
+
+    @field_validator("temporal_namespace", "task_queue", "postgres_host", "postgres_dbname", "postgres_user",
+                     "api_host", mode="before")
+    @classmethod
+    def _not_blank(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+    @field_validator("temporal_tls", mode="before")
+    @classmethod
+    def _tls(cls, v: Any) -> Any:
+        return _tls_flag(v)
+
+    @field_validator("temporal_ui_port", "postgres_port", "api_port", mode="before")
+    @classmethod
+    def _port(cls, v: Any) -> Any:
+        if isinstance(v, str) and not (v.strip().isdigit() and 0 < int(v) < 65536):
+            raise ValueError(f"must be a port number (1-65535), not {v!r}")
+        return v
+
+    @field_validator("projection_batch", "projection_workers", "projection_processes", mode="before")
+    @classmethod
+    def _count(cls, v: Any) -> Any:
+        if isinstance(v, str) and not (v.strip().isdigit() and int(v) > 0):
+            raise ValueError(f"must be a whole number above 0, not {v!r}")
+        return v
+
+    @field_validator("projection_poll", mode="before")
+    @classmethod
+    def _seconds(cls, v: Any) -> Any:
+        try:
+            ok = float(v) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"must be a number of seconds above 0, not {v!r}")
+        return v
+
+    @field_validator("api_log_level", mode="before")
+    @classmethod
+    def _uvicorn_level(cls, v: Any) -> Any:
+        if str(v).lower() not in UVICORN_LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(UVICORN_LOG_LEVELS)}, not {v!r}")
+        return str(v).lower()
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, v: Any) -> Any:
+        names = [n for n in logging.getLevelNamesMapping() if n not in ("NOTSET", "WARN", "FATAL")]
+        if str(v).upper() not in names:
+            raise ValueError(f"must be one of {', '.join(names)}, not {v!r}")
+        return str(v).upper()
+
+    @field_validator("api_access_log", mode="before")
+    @classmethod
+    def _switch(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v.lower() in TRUE:
+                return True
+            if v.lower() in FALSE:
+                return False
+            raise ValueError(f"must be one of {', '.join(TRUE + FALSE)}, not {v!r}")
+        return v
+
+    @field_validator("complaint_windows", "return_windows", "inspection_windows")
+    @classmethod
+    def _windows(cls, v: str, info: ValidationInfo) -> str:
+        from domain.casework import parse_windows
+
+        parse_windows(v, window_table(info.field_name.removesuffix("_windows")))
+        return v
+
+    @field_validator("temporal_tls_server_ca_cert_path", "temporal_tls_client_cert_path",
+                     "temporal_tls_client_key_path", "temporal_config_file")
+    @classmethod
+    def _readable(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"no such file: {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _derived(self) -> "Settings":
+        if self.sqlite_path is None:  # frozen: set once, while being validated
+            object.__setattr__(self, "sqlite_path", self.data_dir / "events.db")
+        return self
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def windows(self, kind: str) -> dict[str, timedelta] | None:
+        """The window overrides of kind 'complaint', 'return' or 'inspection' (None: the
+        table as it is)."""
+        from domain.casework import parse_windows
+
+        text = getattr(self, f"{kind}_windows")
+        return parse_windows(text, window_table(kind)) if text else None
+
+    def postgres(self) -> dict[str, str]:
+        return {"POSTGRES_HOST": self.postgres_host, "POSTGRES_PORT": str(self.postgres_port),
+                "POSTGRES_DBNAME": self.postgres_dbname, "POSTGRES_USER": self.postgres_user,
+                "POSTGRES_PASSWORD": self.postgres_password.get_secret_value()}
+
+    def text(self, variable: str) -> str | None:
+        """The value of environment variable `variable` as a string, after its check and
+        with its default (None: no default); KeyError if it is not a setting."""
+        value = getattr(self, FIELDS[variable.upper()])
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        return str(value)
+
+
+def window_table(kind: str) -> dict[str, timedelta]:
+    """The built-in windows that WEIBAO_<KIND>_WINDOWS overrides."""
+    if kind == "complaint":
+        from domain.complaint_rules import WINDOWS
+        return dict(WINDOWS)
+    if kind == "return":
+        from domain.return_rules import HANDOFFS
+        return {goal: window for goal, (_, window) in HANDOFFS.items()}
+    if kind == "inspection":
+        from domain.inspection_rules import WINDOWS
+        return dict(WINDOWS)
+    raise KeyError(kind)
+
+
+def variable(field: str) -> str:
+    """The environment variable of a Settings field."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"WEIBAO_{field.upper()}"
+
+
+FIELDS = {variable(f): f for f in Settings.model_fields}  # variable -> field
+VARIABLES = tuple(FIELDS)
+
+
+def _one_line(text: object) -> str:
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _explain(e: ValidationError) -> str:
+    problems = []
+    for err in e.errors():
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        name = variable(name) if name in Settings.model_fields else name.upper()
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}: {_one_line(msg)}")
+    return "; ".join(problems)
+
+
+def load() -> Settings:
+    """The settings of the environment as it is now; ConfigError (one line) if a variable
+    is bad."""
+    return _load(tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(PREFIXES))))
+
+
+@lru_cache(maxsize=16)
+def _load(_environment: tuple[tuple[str, str], ...]) -> Settings:
+    try:
+        return Settings()
+    except ValidationError as e:
+        raise ConfigError(_explain(e)) from None
+
+
+def read_org(path: Path) -> Org:
+    """The org file at `path`; OrgError (one line naming the file) if it is missing or broken."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise OrgError(f"{path}: cannot be read: {e.strerror or e} (WEIBAO_ORG_FILE)") from None
+    except UnicodeDecodeError as e:
+        raise OrgError(f"{path}: not UTF-8 text: {e.reason}") from None
+    return Org.from_toml(text, source=str(path))
+
+
+def check_rules_file(settings: Settings) -> None:
+    """The rules file of WEIBAO_RULES_FILE, if any, must be readable TOML with usable rules."""
+    path = settings.rules_file
+    if path is None:
+        return
+    from projections.rules import RuleError, check
+
+    try:
+        check(tomllib.loads(path.read_text(encoding="utf-8")).get("rules", []))
+    except OSError as e:
+        raise ConfigError(f"rules file {path}: cannot be read: {e.strerror or e} (WEIBAO_RULES_FILE)") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"rules file {path}: not valid TOML: {_one_line(e)}") from None
+    except (RuleError, AttributeError, TypeError) as e:
+        raise ConfigError(f"rules file {path}: {_one_line(e)}") from None
+
+
+def temporal_client_config(settings: Settings | None = None) -> dict[str, Any]:
+    """Keyword arguments for `temporalio.client.Client.connect` from the environment (and a
+    Temporal config file, if there is one) by `temporalio.envconfig`: TEMPORAL_ADDRESS,
+    TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS*, TEMPORAL_GRPC_META_*, TEMPORAL_PROFILE,
+    TEMPORAL_CONFIG_FILE; the address and namespace fall back on the defaults here."""
+    from temporalio.envconfig import ClientConfig
+
+    settings = settings or load()
+    try:
+        connect = dict(ClientConfig.load_client_connect_config())
+    except (RuntimeError, OSError, ValueError) as e:  # the bridge's ConfigError is a RuntimeError
+        raise ConfigError(f"Temporal client configuration (TEMPORAL_*, temporal.toml): {_one_line(e)}") from None
+    connect.setdefault("target_host", settings.temporal_address)
+    connect.setdefault("namespace", settings.temporal_namespace)
+    try:
+        Settings._address(connect["target_host"])  # one from a Temporal config file is checked here
+    except ValueError as e:
+        raise ConfigError(f"Temporal client configuration (temporal.toml) address: {e}") from None
+    return connect
+
+
+def fail(message: str) -> NoReturn:
+    print(f"weibao: {_one_line(message)}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def startup() -> tuple[Settings, Org]:
+    """What a process does first: the settings, the org file, the rules file and the
+    Temporal client configuration, checked; on a problem, one line on stderr and exit 2."""
+    try:
+        settings = load()
+        org = read_org(settings.org_file)
+        check_rules_file(settings)
+        temporal_client_config(settings)
+    except ConfigError as e:
+        fail(f"configuration error: {e}")
+    except OrgError as e:
+        fail(f"org file {e}")
+    return settings, org
