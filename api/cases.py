@@ -97,7 +97,8 @@ async def _state(svc: Services, kind: str, case_id: str) -> Any:
     return case.state
 
 
-async def _start(svc: Services, what: str, op: WithStartWorkflowOperation, update: Any, arg: Any, update_id: str) -> Any:
+async def _start(svc: Services, what: str, op: WithStartWorkflowOperation, update: Any, arg: Any,
+                 update_id: str) -> Any:
     try:
         return await svc.client.execute_update_with_start_workflow(update, arg, start_workflow_operation=op,
                                                                    id=update_id)
@@ -165,7 +166,8 @@ def _complaint_step(step: str, model: type[BaseModel]) -> None:
     async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
         state = await _state(svc, "complaint", case_id)
-        require(permissions.may_step_case(staff, "complaint", step, permissions.handling_department("complaint", state)))
+        require(permissions.may_step_case(staff, "complaint", step,
+                                          permissions.handling_department("complaint", state)))
         data = body.model_dump(mode="json")
 
         async def run(token: str | None) -> dict[str, Any]:
@@ -222,7 +224,7 @@ def _return_step(step: str, model: type[BaseModel]) -> None:
     async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
         state: ReturnState = await _state(svc, "return", case_id)
-        require(permissions.may_step_case(staff, "return", step, permissions.return_step_department(state)))
+        require(permissions.may_step_case(staff, "return", step, permissions.handling_department("return", state)))
         data = body.model_dump(mode="json")
 
         async def run(token: str | None) -> dict[str, Any]:
