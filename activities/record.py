@@ -39,6 +39,15 @@ class RecordFact(BaseModel):
     data: dict[str, Any]
 
 
+class Recorded(BaseModel):
+    """What `record_case` answers: the case's version and the data as it was recorded (by
+    this attempt or an earlier one). The workflow folds this, so a rule that changed since
+    the fact was recorded does not change the case when its history is replayed."""
+
+    version: int
+    data: dict[str, Any]
+
+
 class LegacyTicketRecord(BaseModel):
     """What a ticket's `record` took before tickets were a case kind."""
 
@@ -83,8 +92,10 @@ class Recorder:
         self.store, self.org, self.outbox = store, org, outbox
 
     @activity.defn(name="record_case")
-    def record_case(self, fact: RecordFact) -> int:
-        """Append one event, exactly once per command id; returns the case's version."""
+    def record_case(self, fact: RecordFact) -> Recorded | int:
+        """Append one event, exactly once per command id; returns what was recorded.
+        (The int: histories recorded before `Recorded` hold a bare version as its answer,
+        and the workflow decodes their answers by this annotation.)"""
         for _ in range(3):
             try:
                 return self._record_once(fact)
@@ -95,7 +106,7 @@ class Recorder:
                                        non_retryable=True) from None
         raise ApplicationError(f"version conflict recording {fact.command_id}", type="Conflict")
 
-    def _record_once(self, fact: RecordFact) -> int:
+    def _record_once(self, fact: RecordFact) -> Recorded:
         aggregate = AGGREGATES[fact.kind]
         try:
             case = self.store.aggregate(fact.kind, fact.case_id)
@@ -105,19 +116,23 @@ class Recorder:
                                        non_retryable=True) from None
             case = aggregate.open(fact.case_id, at=fact.at, actor=fact.actor, command_id=fact.command_id,
                                   data=fact.data)
+            recorded = case.pending_events[-1].data
         else:
-            if fact.command_id in case.command_ids:
-                return case.version  # recorded by an earlier attempt
+            if fact.command_id in case.command_ids:  # recorded by an earlier attempt: answer what it recorded
+                earlier = next(e for e in self.store.history(fact.kind, fact.case_id)
+                               if e["command_id"] == fact.command_id)
+                return Recorded(version=case.version, data=earlier["data"])
             case.record(fact.event_type, at=fact.at, actor=fact.actor, command_id=fact.command_id,
                         data=fact.data, step=fact.step)
+            recorded = case.pending_events[-1].data
         self.store.save(case)
-        return case.version
+        return Recorded(version=case.version, data=recorded)
 
     @activity.defn(name="record")
     def record(self, cmd: LegacyTicketRecord) -> int:
         """`record_case` under the name and input that ticket histories recorded before the patch use."""
         return self.record_case(RecordFact(kind="ticket", case_id=cmd.ticket_id,
-                                           **cmd.model_dump(exclude={"ticket_id"})))
+                                           **cmd.model_dump(exclude={"ticket_id"}))).version
 
     @activity.defn(name="escalation_target")
     def escalation_target(self, req: TargetRequest) -> Target:

@@ -131,6 +131,14 @@ def windows_data(reported_at: datetime, severity: str, zone: str) -> dict[str, A
             for goal, deadline in policy.deadlines(reported_at, severity, zone).items()}
 
 
+def first_windows_data(reported_at: datetime, severity: str, zone: str) -> dict[str, Any]:
+    """The windows as the workflow decided them before they travelled in the record's answer:
+    the first table, deadlines only (the alarm instants then came from the shares in
+    `domain.sla`). Ticket histories recorded then replay with this."""
+    return {goal: {"goal": goal, "started_at": reported_at.isoformat(), "deadline": deadline.isoformat()}
+            for goal, deadline in policy.deadlines(reported_at, severity, zone, policy.FIRST_SLA_TABLE).items()}
+
+
 def _recorded_windows(data: dict, reported_at: datetime | None, kept: dict[str, OpenWindow]) -> dict[str, OpenWindow]:
     """The windows an event recorded: in full, or (events recorded before the alarm instants
     travelled with them) as deadlines counted from the report; `kept` when it recorded none."""

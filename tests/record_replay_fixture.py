@@ -2,8 +2,11 @@
 
     .venv/bin/python -m tests.record_replay_fixture
 
-Re-record only on purpose: the point of the fixture is that it was recorded by an
-earlier version of the workflow, so a change that breaks in-flight tickets fails."""
+It writes `fixtures/ticket_history_one_machinery.json`. `fixtures/ticket_history.json`
+was recorded the same way before tickets became a case kind (before the patch
+`ticket-records-through-record-case`), and is kept: both must replay. Re-record only on
+purpose: the point of a fixture is that it was recorded by an earlier version of the
+workflow, so a change that breaks in-flight tickets fails."""
 from __future__ import annotations
 
 import asyncio
@@ -21,7 +24,7 @@ from activities.store import open_store
 from activities.record import Recorder
 from tests.conftest import dispatch, report, running_worker, settle, sleep_until, step
 
-FIXTURE = Path(__file__).parent / "fixtures" / "ticket_history.json"
+FIXTURE = Path(__file__).parent / "fixtures" / "ticket_history_one_machinery.json"
 
 
 async def main() -> None:

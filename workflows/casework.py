@@ -18,7 +18,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from activities.record import OrgQuery, Notification, RecordFact, Recorder, Target, TargetRequest
+from activities.record import Notification, OrgQuery, Recorded, RecordFact, Recorder, Target, TargetRequest
 from domain import sla
 from domain.casework import CaseState, IllegalStep
 
@@ -148,16 +148,21 @@ class CaseWorkflow:
         fact = RecordFact(kind=self.KIND, case_id=self.state.case_id, command_id=f"{workflow.info().workflow_id}:{key}",
                           event_type=event_type, step=step, at=at, actor=actor, data=data)
         try:
-            await self._append(fact)
+            recorded = await self._append(fact)
         except ActivityError as e:
             if isinstance(e.cause, ApplicationError) and e.cause.type == "IllegalStep":
                 raise ApplicationError(e.cause.message, *e.cause.details, type="IllegalStep") from None
             raise
+        # Fold what was recorded: on replay the activity's answer comes from the history, so
+        # windows decided by a rule since changed stay as they were. (Histories recorded
+        # before the answer carried the data hold a bare version: fold what was sent.)
+        if isinstance(recorded, Recorded):
+            data = recorded.data
         self.state = type(self).fold(self.state, event_type, data, at, actor)
         self.changed = True
 
-    async def _append(self, fact: RecordFact) -> None:
-        await workflow.execute_local_activity_method(Recorder.record_case, fact, **LOCAL)
+    async def _append(self, fact: RecordFact) -> int | Recorded:
+        return await workflow.execute_local_activity_method(Recorder.record_case, fact, **LOCAL)
 
     async def _lookup(self, staff: list[str | None] = (), departments: list[str | None] = (),
                       kinds: list[str] = ()) -> dict[str, Any]:

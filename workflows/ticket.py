@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.record import LegacyTicketRecord, RecordFact, Recorder
+    from activities.record import LegacyTicketRecord, Recorded, RecordFact, Recorder
     from domain import lifecycle, sla
     from domain.lifecycle import IllegalStep, TicketState
     from domain.steps import STEPS, parse_step
@@ -79,7 +79,7 @@ class TicketWorkflow(CaseWorkflow):
         async with self.lock:
             self._reject_if_reported()
             data = cmd.report.model_dump(mode="json")
-            windows = lifecycle.windows_data(workflow.now(), cmd.report.severity, cmd.report.zone)
+            windows = self._decide_windows(workflow.now(), cmd.report.severity, cmd.report.zone)
             data["deadlines"] = {goal: w["deadline"] for goal, w in windows.items()}
             data["windows"] = windows
             await self._record("Reported", data, cmd.actor, "report")
@@ -100,7 +100,7 @@ class TicketWorkflow(CaseWorkflow):
         async with self.lock:
             _reject_illegal(self.state, cmd.step, data)  # another step may have landed meanwhile
             if cmd.step == "triage":  # re-triage recomputes the windows from the original report
-                windows = lifecycle.windows_data(self.state.reported_at, data["severity"], data["zone"])
+                windows = self._decide_windows(self.state.reported_at, data["severity"], data["zone"])
                 data["previous_deadlines"] = {goal: d.isoformat() for goal, d in self.state.deadlines.items()}
                 data["deadlines"] = {goal: w["deadline"] for goal, w in windows.items()}
                 data["windows"] = windows
@@ -112,6 +112,14 @@ class TicketWorkflow(CaseWorkflow):
     def _validate_step(self, cmd: StepCommand) -> None:
         _reject_illegal(self.state, cmd.step, _reject_bad_data(cmd.step, cmd.data))
 
+    def _decide_windows(self, reported_at, severity: str, zone: str) -> dict:
+        """The windows from the table, consulted once as the fact is first recorded. The
+        workflow folds the record's answer, so a later table does not change them on replay;
+        a history recorded before the answer carried them replays with the first table."""
+        if workflow.patched(PATCH_ONE_RECORD):
+            return lifecycle.windows_data(reported_at, severity, zone)
+        return lifecycle.first_windows_data(reported_at, severity, zone)
+
     def _responsible(self, alarm: sla.Alarm) -> str | None:
         """Who answers for the ticket when the alarm goes off: the assignee, else the supervisor."""
         return self.state.responsible
@@ -119,9 +127,8 @@ class TicketWorkflow(CaseWorkflow):
     def _case_ref(self) -> str:
         return self.state.case_id
 
-    async def _append(self, fact: RecordFact) -> None:
+    async def _append(self, fact: RecordFact) -> int | Recorded:
         if workflow.patched(PATCH_ONE_RECORD):
-            await super()._append(fact)
-        else:
-            legacy = LegacyTicketRecord(ticket_id=fact.case_id, **fact.model_dump(exclude={"kind", "case_id"}))
-            await workflow.execute_local_activity_method(Recorder.record, legacy, **LOCAL)
+            return await super()._append(fact)
+        legacy = LegacyTicketRecord(ticket_id=fact.case_id, **fact.model_dump(exclude={"kind", "case_id"}))
+        return await workflow.execute_local_activity_method(Recorder.record, legacy, **LOCAL)
