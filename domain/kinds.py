@@ -1,11 +1,15 @@
 """The registry of case kinds: each kind's aggregate, with its events declared once as
-the aggregate's nested classes, and its own rule module (state, step check, fold).
-Adding a kind is one entry here plus its rule module and its workflow."""
+the aggregate's nested classes, its steps (from its own rule module: state, step check,
+fold) and the events its workflow records itself. Adding a step is an entry in its
+kind's STEPS and an event class on its aggregate; adding a kind is an entry here plus its
+rule module, aggregate and workflow. tests/unit/test_kinds.py checks that they agree."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
+from domain import complaint_rules, inspection_rules, maintenance, return_rules, steps
 from domain.casework import CaseState
 from domain.chained import ChainedCase
 from domain.complaint import Complaint
@@ -14,8 +18,35 @@ from domain.plan import MaintenancePlan
 from domain.returns import ReturnCase
 from domain.ticket import Ticket
 
-AGGREGATES: dict[str, type[ChainedCase]] = {
-    c.KIND: c for c in (Ticket, Complaint, ReturnCase, Inspection, MaintenancePlan)}
+ALARM_EVENTS = frozenset({"SlaWarned", "SlaBreached", "Escalated"})  # domain.sla, every kind with windows
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One case kind: its aggregate (whose nested classes declare its events, once), the
+    steps people take (step -> (event type, payload model, ...)), and the events its
+    workflow records itself (the opening, its alarms, what its timers decide)."""
+
+    aggregate: type[ChainedCase]
+    steps: Mapping[str, tuple]
+    recorded_by_workflow: frozenset[str]
+    workflow_prefix: str
+
+    @property
+    def step_events(self) -> frozenset[str]:
+        return frozenset(v[0] for v in self.steps.values())
+
+
+KINDS: dict[str, Kind] = {
+    "ticket": Kind(Ticket, steps.STEPS, frozenset({"Reported"}) | ALARM_EVENTS, "ticket-"),
+    "complaint": Kind(Complaint, complaint_rules.STEPS, frozenset({"Registered", "LeadershipNotified"}) | ALARM_EVENTS,
+                      "complaint-"),
+    "return": Kind(ReturnCase, return_rules.STEPS, frozenset({"Requested"}) | ALARM_EVENTS, "return-"),
+    "inspection": Kind(Inspection, inspection_rules.STEPS,
+                       frozenset({"Scheduled", "FaultTicketOpened"}) | ALARM_EVENTS, "inspection-"),
+    "plan": Kind(MaintenancePlan, maintenance.STEPS, frozenset({"PlanStarted", "VisitScheduled"}), "plan-"),
+}
+AGGREGATES: dict[str, type[ChainedCase]] = {name: kind.aggregate for name, kind in KINDS.items()}
 
 
 def replay(kind: str, case_id: str, events: list[dict[str, Any]], *, version: int | None = None,
