@@ -87,7 +87,7 @@ async def get_services(request: Request) -> Services:
 Svc = Annotated[Services, Depends(get_services)]
 
 
-def get_read_models(svc: Svc) -> ReadModels:
+async def get_read_models(svc: Svc) -> ReadModels:
     """The process's read models (tests override this to catch them up first)."""
     if svc.read_models is None:
         raise ApiError(503, "unavailable", "the read models are not open in this process")
