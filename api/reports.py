@@ -117,7 +117,11 @@ def _unknown(request: Request, known: set[str]) -> None:
 # --- answers ---------------------------------------------------------------------------
 
 def _refs_text(refs: list[dict[str, Any]]) -> str:
-    return "; ".join(f"{r['ticket_id']}@{','.join(str(v) for v in r['versions'])}" for r in refs)
+    """'T1@2,3; complaint:c1@4': a ticket by its id, another case kind's as kind:id."""
+    def case(r: dict[str, Any]) -> str:
+        key = next(k for k in r if k.endswith("_id"))  # ticket_id, complaint_id, return_id, inspection_id
+        return r[key] if key == "ticket_id" else f"{key[:-3]}:{r[key]}"
+    return "; ".join(f"{case(r)}@{','.join(str(v) for v in r['versions'])}" for r in refs)
 
 
 def _cell(key: str, value: Any) -> Any:

@@ -10,6 +10,7 @@ batch is applied exactly once even if two runners race or one dies mid-batch."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,6 +31,8 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from domain import policy
 from domain.policy import CST
+
+log = logging.getLogger("weibao.projections")
 
 UTC = timezone.utc
 GOALS = tuple(g.value for g in policy.Goal)
@@ -102,6 +105,18 @@ def refs(pairs: Iterable[tuple[str, int]]) -> list[dict[str, Any]]:
     for ticket_id, version in pairs:
         by_ticket[ticket_id].add(version)
     return [{"ticket_id": t, "versions": sorted(v)} for t, v in sorted(by_ticket.items())]
+
+
+def case_refs(triples: Iterable[tuple[str | None, str, int]]) -> list[dict[str, Any]]:
+    """Event references grouped by case, for every case kind: (kind, case id, version)
+    -> [{"ticket_id" | "complaint_id" | "return_id" | "inspection_id": id, "versions": [...]}],
+    tickets first; each is found at GET /tickets/{id}/history, /complaints/{id}/history,
+    /returns/{id}/history or /inspections/{id}/history."""
+    by_case: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for kind, case_id, version in triples:
+        by_case[(kind or "ticket", case_id)].add(version)
+    order = sorted(by_case, key=lambda k: (k[0] != "ticket", k))
+    return [{f"{kind}_id": case_id, "versions": sorted(by_case[(kind, case_id)])} for kind, case_id in order]
 
 
 def deadlines_of(data: dict, reported_at: Any, severity: str, zone: str) -> dict[str, str]:
@@ -276,21 +291,93 @@ class ReadModelView(TrackingRecorder):
             raise PositionConflict(self.tracking_table_name)
 
     def create_read_model_tables(self) -> None:
+        """Create the tables if missing. CREATE TABLE IF NOT EXISTS never changes a table:
+        a table whose columns are not the ones declared now (a newer or older read model
+        built it) is dropped with the others and the position, to be rebuilt."""
         with self.transaction() as curs:
+            self._lock_versions(curs)
+            stale = [t.name for t in self.tables if self._columns(curs, t.name) not in ([], list(t.names))]
+            if stale:
+                log.warning("%s: the columns of %s changed: dropped, to be rebuilt from the first event",
+                            self.tracking_table_name, ", ".join(stale))
+                self._recreate(curs)
+                self._forget_positions(curs)
+                return
             for table in self.tables:
                 for statement in table.ddl(self.dialect):
                     curs.execute(statement)
 
+    def _columns(self, curs: Any, table: str) -> list[str]:
+        """The columns `table` has in the database, in order ([] if it does not exist)."""
+        if self.dialect:
+            curs.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                         "AND table_name = %s ORDER BY ordinal_position", [table])
+            return [r["column_name"] for r in curs.fetchall()]
+        curs.execute(f"PRAGMA table_info({table})")
+        return [r["name"] for r in curs.fetchall()]
+
     def reset(self, application_name: str) -> None:
         """Drop the read model's rows and its position, in one transaction."""
         with self.transaction() as curs:
-            for table in self.tables:
-                curs.execute(f"DROP TABLE IF EXISTS {table.name}")
+            self._recreate(curs)
             curs.execute(self.sql(f"DELETE FROM {self.tracking_table_name} WHERE application_name = ?"),
                          [application_name])
-            for table in self.tables:
-                for statement in table.ddl(self.dialect):
-                    curs.execute(statement)
+
+    def _recreate(self, curs: Any) -> None:
+        """Drop the read model's tables and create them as its Tables now say."""
+        for table in self.tables:
+            curs.execute(f"DROP TABLE IF EXISTS {table.name}")
+        for table in self.tables:
+            for statement in table.ddl(self.dialect):
+                curs.execute(statement)
+
+    def ensure_version(self, name: str, version: int) -> bool:
+        """Record that read model `name` (version `version`) keeps this view. A view
+        built by another version (its tables, or what it makes of the events, differ:
+        CREATE TABLE IF NOT EXISTS never changes a table) is dropped with its position,
+        in one transaction, so the runner rebuilds it from the first event; True then.
+        A view built before versions were recorded was built by version 1."""
+        v, t = VERSIONS, self.tracking_table_name
+        with self.transaction() as curs:
+            self._lock_versions(curs)
+            curs.execute(self.sql(f"SELECT version FROM {v} WHERE tracking_table = ?"), [t])
+            row = curs.fetchone()
+            recorded = row["version"] if row is not None else None
+            if recorded == version:
+                return False
+            curs.execute(self.sql(f"SELECT notification_id FROM {t} WHERE application_name <> ? LIMIT 1"),
+                         [self.table_migration_identifier])
+            built = curs.fetchone() is not None
+            rebuild = built and (recorded or 1) != version
+            if rebuild:
+                log.warning("%s: built by version %s, this is version %s: dropped, to be rebuilt from the first "
+                            "event", name, recorded or 1, version)
+                self._recreate(curs)
+                self._forget_positions(curs)
+            curs.execute(self.sql(f"INSERT INTO {v} (tracking_table, read_model, version) VALUES (?, ?, ?) "
+                                  f"ON CONFLICT (tracking_table) DO UPDATE SET read_model = excluded.read_model, "
+                                  f"version = excluded.version"), [t, name, version])
+        return rebuild
+
+    def _lock_versions(self, curs: Any) -> None:
+        """The versions table, created if missing, and a write first: one process at a time
+        checks a view and rebuilds it (SQLite's write lock, or PostgreSQL's table lock)."""
+        curs.execute(f"CREATE TABLE IF NOT EXISTS {VERSIONS} (tracking_table TEXT PRIMARY KEY, "
+                     f"read_model TEXT, version INTEGER)")
+        if self.dialect:
+            curs.execute(f"LOCK TABLE {VERSIONS} IN SHARE ROW EXCLUSIVE MODE")
+        else:
+            curs.execute(f"UPDATE {VERSIONS} SET version = version WHERE tracking_table = ?",
+                         [self.tracking_table_name])
+
+    def _forget_positions(self, curs: Any) -> None:
+        """Delete the view's positions: every row of its tracking table but the library's
+        own (its "__migration__" row records the table's format, not a position)."""
+        curs.execute(self.sql(f"DELETE FROM {self.tracking_table_name} WHERE application_name <> ?"),
+                     [self.table_migration_identifier])
+
+
+VERSIONS = "read_model_versions"  # tracking table -> the read model and version that built its view
 
 
 class SQLiteReadModelView(ReadModelView, SQLiteTrackingRecorder):
@@ -417,6 +504,9 @@ class ReadModel(Projection[ReadModelView]):
 
     name = ""
     title = ""
+    # Bump it when the tables change or old events are read differently: a view built by
+    # another version is dropped when the read model is opened, and rebuilt from the first event.
+    version = 1
     tickets: Table  # per-ticket rows keyed by originator_id
     facts: tuple[Table, ...] = ()
 
@@ -428,6 +518,7 @@ class ReadModel(Projection[ReadModelView]):
 
     def __init__(self, view: ReadModelView):
         super().__init__(view)
+        view.ensure_version(self.name, self.version)
         # The per-ticket rows as of position `_cached_at`: valid while this process
         # is the one that moves the position (the compare-and-set says so).
         self._cache: dict[str, dict[str, Any]] = {}

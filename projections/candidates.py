@@ -4,8 +4,13 @@ The read model keeps one fact per subject per event — a ticket reported or res
 a breach, an escalation, a satisfaction score, a quality rating, a complaint, a
 substantiated complaint, a valuable suggestion — for the customer, the staff member
 (the assignee for work and ratings, the person responsible for breaches, escalations
-and substantiated complaints) and that person's department. The rules in
-`projections.rules` are applied to the monthly figures when the report is read."""
+and substantiated complaints) and that person's department (the one the event
+recorded, else the org file's). Breaches and escalations count alike for every case
+kind: tickets, complaints, returns/exchanges and inspections. A complainant's own
+escalation (Complaint.CustomerEscalated) and an emergency reported to leadership are
+in the escalation log but count against nobody here: they are no missed window, and
+the complaint counts through its substantiation. The rules in `projections.rules` are
+applied to the monthly figures when the report is read."""
 from __future__ import annotations
 
 import statistics
@@ -14,11 +19,14 @@ from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
 
+from domain.complaint import Complaint
+from domain.inspection import Inspection
+from domain.returns import ReturnCase
 from domain.ticket import Ticket
 from projections import rules as rulebook
-from projections.base import Batch, ReadModel, ReadModelView, Table, department_of, org, refs, staff_name
+from projections.base import Batch, ReadModel, ReadModelView, Table, case_refs, department_of, org, staff_name
 
-TICKETS = Table(  # tickets, and complaints (their case id in ticket_id, kind "complaint")
+TICKETS = Table(  # one row per case: its id in ticket_id, its kind ("ticket", "complaint", "return", "inspection")
     "candidate_tickets",
     (("originator_id", "TEXT"), ("ticket_id", "TEXT"), ("customer", "TEXT"), ("engineer", "TEXT"),
      ("kind", "TEXT")),
@@ -37,17 +45,13 @@ FACTS = Table(
 class Candidates(ReadModel):
     name = "candidates"
     title = "Reward and penalty candidates, with evidence"
+    version = 2  # 2: breaches and escalations of complaints, returns and inspections
     tickets = TICKETS
     facts = (FACTS,)
 
     @singledispatchmethod
     def apply(self, event: Any, batch: Batch) -> None:
-        """Other events are no evidence, except a complaint's (§九.C.7): the Complaint
-        case shares the event store, and is matched by event name so that this read
-        model does not depend on its module."""
-        handler = COMPLAINT_EVENTS.get(type(event).__qualname__)
-        if handler is not None:
-            handler(self, event, batch)
+        """Other events are no evidence."""
 
     def _fact(self, e: Any, batch: Batch, row: dict, subject_kind: str, subject: str | None, fact: str,
               value: float = 1) -> None:
@@ -55,11 +59,13 @@ class Candidates(ReadModel):
             batch.append(FACTS, e, subject_kind=subject_kind, fact=fact, subject=subject,
                          ticket_id=row["ticket_id"], kind=row["kind"], month=batch.month(e), value=value)
 
-    def _complaint_registered(self, e: Any, batch: Batch) -> None:
+    @apply.register
+    def _(self, e: Complaint.Registered, batch: Batch) -> None:
         row = batch.new_ticket(e, ticket_id=e.data.get("case_id"), customer=e.data.get("customer"), kind="complaint")
         self._fact(e, batch, row, "customer", row["customer"], "complaint")
 
-    def _complaint_replied(self, e: Any, batch: Batch) -> None:
+    @apply.register
+    def _(self, e: Complaint.Replied, batch: Batch) -> None:
         row = batch.peek(e)
         if row is None or not e.data.get("substantiated"):
             return
@@ -69,10 +75,17 @@ class Candidates(ReadModel):
         self._fact(e, batch, row, "department", dep or (department_of(person) if person else None),
                    "substantiated_complaint")
 
-    def _complaint_closed(self, e: Any, batch: Batch) -> None:
+    @apply.register
+    def _(self, e: Complaint.Closed, batch: Batch) -> None:
         row = batch.peek(e)
         if row is not None and e.data.get("valuable_suggestion"):
             self._fact(e, batch, row, "customer", row["customer"], "valuable_suggestion")
+
+    @apply.register(ReturnCase.Requested)
+    @apply.register(Inspection.Scheduled)
+    def _opened(self, e: Any, batch: Batch) -> None:
+        kind = ReturnCase.KIND if isinstance(e, ReturnCase.Requested) else Inspection.KIND
+        batch.new_ticket(e, ticket_id=e.data.get("case_id"), customer=e.data.get("customer"), kind=kind)
 
     def _people(self, e: Any, batch: Batch, fact: str, value: float) -> None:
         """A fact for the customer, the responsible person and their department."""
@@ -83,7 +96,7 @@ class Candidates(ReadModel):
         self._fact(e, batch, row, "customer", row["customer"], fact, value)
         self._fact(e, batch, row, "staff", person, fact, value)
         if person:
-            self._fact(e, batch, row, "department", department_of(person), fact, value)
+            self._fact(e, batch, row, "department", e.data.get("department") or department_of(person), fact, value)
 
     @apply.register
     def _(self, e: Ticket.Reported, batch: Batch) -> None:
@@ -112,31 +125,26 @@ class Candidates(ReadModel):
         if (row := batch.peek(e)) is not None:
             self._fact(e, batch, row, "staff", row["engineer"], "quality", float(e.data["quality_rating"]))
 
-    @apply.register
-    def _(self, e: Ticket.SlaBreached, batch: Batch) -> None:
+    @apply.register(Ticket.SlaBreached)
+    @apply.register(Complaint.SlaBreached)
+    @apply.register(ReturnCase.SlaBreached)
+    @apply.register(Inspection.SlaBreached)
+    def _breach(self, e: Any, batch: Batch) -> None:
         self._people(e, batch, "breach", 1)
 
-    @apply.register
-    def _(self, e: Ticket.Escalated, batch: Batch) -> None:
+    @apply.register(Ticket.Escalated)
+    @apply.register(Complaint.Escalated)
+    @apply.register(ReturnCase.Escalated)
+    @apply.register(Inspection.Escalated)
+    def _escalation(self, e: Any, batch: Batch) -> None:
         level = int(e.data.get("level", 1))
         if level >= 1:
             self._people(e, batch, "escalation", level)
 
 
-COMPLAINT_EVENTS = {
-    "Complaint.Registered": Candidates._complaint_registered,
-    "Complaint.Replied": Candidates._complaint_replied,
-    "Complaint.Closed": Candidates._complaint_closed,
-}
-
-
 def evidence_refs(facts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Event references grouped by ticket or complaint."""
-    out = []
-    for kind, key in (("ticket", "ticket_id"), ("complaint", "complaint_id")):
-        for ref in refs((f["ticket_id"], f["version"]) for f in facts if (f["kind"] or "ticket") == kind):
-            out.append({key: ref["ticket_id"], "versions": ref["versions"]})
-    return out
+    """Event references grouped by case (base.case_refs): tickets first, then the other kinds."""
+    return case_refs((f["kind"], f["ticket_id"], f["version"]) for f in facts)
 
 
 def _selected(fact: dict[str, Any], evidence: str) -> bool:

@@ -1,5 +1,5 @@
 """Department accountability (责任追究), per department per month: the breaches and
-escalations of tickets, complaints and returns attributed to it through the person
+escalations of tickets, complaints, returns and inspections attributed to it through the person
 responsible when each was recorded (§五.5, §九.A.2), the complaints found substantiated
 against it (§九.C.7) and the return/exchange causes attributed to it (§九.D.4), with
 the people involved. A ticket's department is the one the org file gives the person
@@ -12,9 +12,10 @@ from typing import Any
 from eventsourcing.dispatch import singledispatchmethod
 
 from domain.complaint import Complaint
+from domain.inspection import Inspection
 from domain.returns import ReturnCase
 from domain.ticket import Ticket
-from projections.base import Batch, ReadModel, ReadModelView, Table, department_of, org, refs, staff_name
+from projections.base import Batch, ReadModel, ReadModelView, Table, case_refs, department_of, org, staff_name
 
 TICKETS = Table("department_tickets", (("originator_id", "TEXT"), ("ticket_id", "TEXT")), key=("originator_id",))
 ALERTS = Table(
@@ -30,6 +31,7 @@ ALERTS = Table(
 class DepartmentAccountability(ReadModel):
     name = "department_accountability"
     title = "Department accountability, per department per month"
+    version = 2  # 2: inspections' breaches and escalations too
     tickets = TICKETS
     facts = (ALERTS,)
 
@@ -49,6 +51,10 @@ class DepartmentAccountability(ReadModel):
     def _(self, e: ReturnCase.Requested, batch: Batch) -> None:
         batch.new_ticket(e, ticket_id=f"return:{e.data['case_id']}")
 
+    @apply.register
+    def _(self, e: Inspection.Scheduled, batch: Batch) -> None:
+        batch.new_ticket(e, ticket_id=f"inspection:{e.data['case_id']}")
+
     def _fact(self, e: Any, batch: Batch, kind: str, person: str | None, department: str | None = None,
               level: int | None = None) -> None:
         row = batch.peek(e)
@@ -61,12 +67,14 @@ class DepartmentAccountability(ReadModel):
     @apply.register(Ticket.SlaBreached)
     @apply.register(Complaint.SlaBreached)
     @apply.register(ReturnCase.SlaBreached)
+    @apply.register(Inspection.SlaBreached)
     def _breach(self, e: Any, batch: Batch) -> None:
         self._fact(e, batch, "breach", e.data.get("responsible"), e.data.get("department"))
 
     @apply.register(Ticket.Escalated)
     @apply.register(Complaint.Escalated)
     @apply.register(ReturnCase.Escalated)
+    @apply.register(Inspection.Escalated)
     def _escalation(self, e: Any, batch: Batch) -> None:
         level = int(e.data.get("level", 1))
         if level >= 1:
@@ -83,6 +91,12 @@ class DepartmentAccountability(ReadModel):
         if e.data.get("responsible_department") or e.data.get("responsible_person"):
             self._fact(e, batch, "return_cause", e.data.get("responsible_person"),
                        e.data.get("responsible_department"))
+
+
+def _case(key: str) -> tuple[str, str]:
+    """(kind, case id) of a row key: a ticket's id, or "complaint:<id>", "return:<id>", "inspection:<id>"."""
+    kind, _, case_id = key.partition(":")
+    return (kind, case_id) if kind in (Complaint.KIND, ReturnCase.KIND, Inspection.KIND) else (Ticket.KIND, key)
 
 
 COUNTS = {"breach": "breaches", "escalation": "escalations", "substantiated_complaint": "substantiated_complaints",
@@ -112,6 +126,6 @@ def department_accountability(view: ReadModelView, month: str) -> list[dict[str,
             "tickets": len({a["ticket_id"] for a in rows}),
             "people": [{"person": p, "name": staff_name(p), **counts} for p, counts in
                        sorted(people.items(), key=lambda kv: kv[0] or "")],
-            "events": refs((a["ticket_id"], a["version"]) for a in rows),
+            "events": case_refs((*_case(a["ticket_id"]), a["version"]) for a in rows),
         })
     return out

@@ -8,8 +8,8 @@ so changing a rule needs no rebuild. WEIBAO_RULES_FILE may point at a TOML file 
 
 Figures, per subject per month (China Standard Time):
   tickets                 customer: tickets reported; staff: tickets resolved as assignee
-  breaches                windows missed (customer: on its tickets; staff/department: as responsible)
-  escalations             escalations to a superior or leadership (level 1 or 2)
+  breaches                windows missed, of any case kind (customer: on its cases; staff/department: as responsible)
+  escalations             escalations of a missed window to a superior or leadership (level 1 or 2)
   leadership_escalations  escalations that reached company leadership (level 2)
   ratings                 customer sign-offs with a satisfaction score
   low_ratings             of those, scores at or below LOW_RATING
