@@ -10,22 +10,27 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tomllib
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, NoReturn
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.org import Org, OrgError
+from domain.org import EMAIL, Org, OrgError
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIXES = ("WEIBAO_", "POSTGRES_", "TEMPORAL_")  # the variables a Settings depends on
 UVICORN_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+SMTP_SECURITY = {"none": 25, "starttls": 587, "tls": 465}  # WEIBAO_SMTP_SECURITY -> default port
+ROBOT_DEPARTMENT = re.compile(r"\*|[A-Za-z0-9_.-]+")
+ROBOT_KEY = re.compile(r"[A-Za-z0-9_.+/=-]+")
 
 
 class ConfigError(ValueError):
@@ -94,6 +99,22 @@ class Settings(BaseSettings):
     projection_processes: int = 1
     projection_poll: float = 1.0
     log_level: str = "INFO"
+
+    # notifications: where warnings and escalations are sent (activities/deliver.py)
+    public_url: str | None = None  # the base of acknowledgement links; None: http://api_host:api_port
+    smtp_host: str | None = None  # None: no email
+    smtp_port: int | None = None  # None: 25, 587 or 465 by smtp_security
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_from: str | None = Field(None, validate_default=True)
+    wecom_robots: SecretStr = SecretStr("")  # department=KEY,...
+    dingtalk_robots: SecretStr = SecretStr("")  # department=TOKEN[:SECRET],...
+    wecom_url: str = "https://qyapi.weixin.qq.com"
+    dingtalk_url: str = "https://oapi.dingtalk.com"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = Field(None, validate_default=True)
+    notify_timeout: float = 10.0
 
     # --- checks (each message says what is wanted and what was given) ----------------------
 
@@ -192,6 +213,71 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {v}")
         return v
 
+    # --- notification checks (secrets are never echoed) -------------------------------------
+
+    @field_validator("smtp_port", mode="before")
+    @classmethod
+    def _smtp_port(cls, v: Any) -> Any:
+        return cls._port(v)
+
+    @field_validator("notify_timeout", mode="before")
+    @classmethod
+    def _notify_timeout(cls, v: Any) -> Any:
+        return cls._seconds(v)
+
+    @field_validator("smtp_host", "smtp_user", mode="before")
+    @classmethod
+    def _no_blank(cls, v: Any) -> Any:
+        return cls._not_blank(v)
+
+    @field_validator("smtp_security", mode="before")
+    @classmethod
+    def _smtp_security(cls, v: Any) -> Any:
+        if str(v).lower() not in SMTP_SECURITY:
+            raise ValueError(f"must be one of {', '.join(SMTP_SECURITY)}, not {v!r}")
+        return str(v).lower()
+
+    @field_validator("public_url", "wecom_url", "dingtalk_url", "webhook_url")
+    @classmethod
+    def _http_url(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            shown = "" if info.field_name == "webhook_url" else f", not {v!r}"  # it may hold a token
+            raise ValueError(f"must be an http:// or https:// URL{shown}")
+        return v.rstrip("/")
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _sender(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            if info.data.get("smtp_host"):
+                raise ValueError("must be set when WEIBAO_SMTP_HOST is (the sender's address)")
+            return v
+        if not EMAIL.fullmatch(v.strip()):
+            raise ValueError(f"must be an email address, not {v!r}")
+        return v.strip()
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if v is None and info.data.get("webhook_url"):
+            raise ValueError("must be set when WEIBAO_WEBHOOK_URL is (every body is signed with it)")
+        return v
+
+    @field_validator("wecom_robots", "dingtalk_robots")
+    @classmethod
+    def _robots(cls, v: SecretStr, info: ValidationInfo) -> SecretStr:
+        parse_robots(v.get_secret_value(), signed=info.field_name == "dingtalk_robots")
+        return v
+
+    @model_validator(mode="after")
+    def _public_url(self) -> "Settings":
+        if self.public_url is None:  # frozen: set once, while being validated
+            object.__setattr__(self, "public_url", f"http://{self.api_host}:{self.api_port}")
+        return self
+
     @model_validator(mode="after")
     def _derived(self) -> "Settings":
         if self.sqlite_path is None:  # frozen: set once, while being validated
@@ -213,6 +299,21 @@ class Settings(BaseSettings):
                 "POSTGRES_DBNAME": self.postgres_dbname, "POSTGRES_USER": self.postgres_user,
                 "POSTGRES_PASSWORD": self.postgres_password.get_secret_value()}
 
+    def smtp_port_or_default(self) -> int:
+        return self.smtp_port or SMTP_SECURITY[self.smtp_security]
+
+    def robot(self, channel: str, department: str) -> tuple[str, str | None] | None:
+        """The group robot that posts for `department` on `channel` ('wecom': its webhook key;
+        'dingtalk': its access token and signing secret, or None), the '*' robot for a
+        department without its own; None when there is none."""
+        field = {"wecom": self.wecom_robots, "dingtalk": self.dingtalk_robots}[channel]
+        robots = parse_robots(field.get_secret_value(), signed=channel == "dingtalk")
+        return robots.get(department) or robots.get("*")
+
+    def robot_departments(self, channel: str) -> list[str]:
+        field = {"wecom": self.wecom_robots, "dingtalk": self.dingtalk_robots}[channel]
+        return list(parse_robots(field.get_secret_value(), signed=channel == "dingtalk"))
+
     def text(self, variable: str) -> str | None:
         """The value of environment variable `variable` as a string, after its check and
         with its default (None: no default); KeyError if it is not a setting."""
@@ -224,6 +325,35 @@ class Settings(BaseSettings):
         if isinstance(value, bool):
             return "1" if value else "0"
         return str(value)
+
+
+def parse_robots(text: str, signed: bool) -> dict[str, tuple[str, str | None]]:
+    """'department=KEY,...' (WeCom) or 'department=TOKEN[:SECRET],...' (DingTalk, `signed`)
+    as {department: (key or token, signing secret or None)}; '*' is the robot of every
+    department without its own. ValueError naming the entry by its place, never its key."""
+    robots: dict[str, tuple[str, str | None]] = {}
+    entries = [e.strip() for e in text.split(",") if e.strip()]
+    wanted = "department=TOKEN or department=TOKEN:SECRET" if signed else "department=KEY"
+    for n, entry in enumerate(entries, 1):
+        department, eq, credential = (part.strip() for part in entry.partition("="))
+        token, _, secret = credential.partition(":") if signed else (credential, "", "")
+        if not eq or not ROBOT_DEPARTMENT.fullmatch(department) or not ROBOT_KEY.fullmatch(token) \
+                or (secret and not ROBOT_KEY.fullmatch(secret)):
+            raise ValueError(f"entry {n} of {len(entries)} is not {wanted}")
+        if department in robots:
+            raise ValueError(f"department {department!r} has two robots")
+        robots[department] = (token, secret or None)
+    return robots
+
+
+def check_notifications(settings: Settings, org: Org) -> None:
+    """A robot configured for a department that the org file does not have is a typo:
+    refused at start rather than silently never used."""
+    for channel, name in (("wecom", "WEIBAO_WECOM_ROBOTS"), ("dingtalk", "WEIBAO_DINGTALK_ROBOTS")):
+        for department in settings.robot_departments(channel):
+            if department != "*" and department not in org.departments:
+                raise ConfigError(f"{name}: unknown department {department!r}; the org file has "
+                                  f"{', '.join(org.departments)} (or '*' for every other)")
 
 
 def window_table(kind: str) -> dict[str, timedelta]:
@@ -338,6 +468,7 @@ def startup() -> tuple[Settings, Org]:
     try:
         settings = load()
         org = read_org(settings.org_file)
+        check_notifications(settings, org)
         check_rules_file(settings)
         temporal_client_config(settings)
     except ConfigError as e:

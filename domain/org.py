@@ -1,12 +1,23 @@
-"""The organisation: staff, their roles and departments, and the direct-superior
-chain that escalations climb (直接上级 → 公司领导)."""
+"""The organisation: staff, their roles and departments, the direct-superior chain that
+escalations climb (直接上级 → 公司领导), and how each person is reached (email, WeCom,
+DingTalk, the company's webhook). Contacts are for delivery only: no message body carries
+them."""
 from __future__ import annotations
 
+import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ROLES = ("clerk", "engineer", "supervisor", "manager", "leadership", "auditor")
 DEPARTMENT_KINDS = ("project", "rnd", "after_sales", "finance", "leadership")
+# The channels a warning or escalation can travel by, and the contact field each needs
+# (the generic webhook is the company's own, so it needs none: a person has it only when
+# their `channels` name it).
+CHANNELS = ("email", "wecom", "dingtalk", "webhook")
+ADDRESS_OF = {"email": "email", "wecom": "wecom_id", "dingtalk": "dingtalk_id", "webhook": None}
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+MOBILE = re.compile(r"\+?[0-9]{6,15}")
+ACCOUNT = re.compile(r"[^\s]{1,64}")  # a WeCom or DingTalk user id
 
 
 class OrgError(ValueError):
@@ -20,6 +31,52 @@ class Staff:
     role: str
     department: str
     superior: str | None = None
+    email: str | None = field(default=None, kw_only=True)
+    mobile: str | None = field(default=None, kw_only=True)
+    wecom_id: str | None = field(default=None, kw_only=True)  # WeCom (企业微信) user id
+    dingtalk_id: str | None = field(default=None, kw_only=True)  # DingTalk (钉钉) user id
+    # preferred channels in order; None: every channel with an address, email first
+    channels: tuple[str, ...] | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.channels is None:  # frozen: set once, while being built
+            object.__setattr__(self, "channels", tuple(c for c in CHANNELS if self.address(c)))
+        elif not isinstance(self.channels, tuple):
+            object.__setattr__(self, "channels", tuple(self.channels))
+
+    def address(self, channel: str) -> str | None:
+        """The person's own address on `channel` (None: none; the webhook needs none)."""
+        name = ADDRESS_OF.get(channel)
+        return getattr(self, name) if name else None
+
+
+def _contacts(s: dict, source: str) -> dict:
+    """The contact fields of staff entry `s`, checked; OrgError naming the person and field."""
+    who = s["id"]
+    out: dict = {}
+    for name, shape, what in (("email", EMAIL, "an email address"), ("mobile", MOBILE, "a mobile number"),
+                              ("wecom_id", ACCOUNT, "a WeCom user id"), ("dingtalk_id", ACCOUNT, "a DingTalk user id")):
+        value = s.get(name)
+        if value is None:
+            continue
+        if isinstance(value, int) and name == "mobile":
+            value = str(value)
+        if not isinstance(value, str) or not shape.fullmatch(value.strip()):
+            raise OrgError(f"{source}: {who}'s {name} {value!r} is not {what}")
+        out[name] = value.strip()
+    if "channels" in s:
+        channels = s["channels"]
+        if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+            raise OrgError(f"{source}: {who}'s channels must be a list of channel names, not {channels!r}")
+        for c in channels:
+            if c not in CHANNELS:
+                raise OrgError(f"{source}: {who}'s channels name unknown channel {c!r}; channels are {CHANNELS}")
+            if channels.count(c) > 1:
+                raise OrgError(f"{source}: {who}'s channels name {c!r} twice")
+            if ADDRESS_OF[c] and ADDRESS_OF[c] not in out:
+                raise OrgError(f"{source}: {who}'s channels prefer {c!r} but {who} has no {ADDRESS_OF[c]}")
+        out["channels"] = tuple(channels)
+    return out
 
 
 @dataclass(frozen=True)
@@ -57,7 +114,7 @@ class Org:
         for s in raw.get("staff", []):
             try:
                 person = Staff(id=s["id"], name=s["name"], role=s["role"], department=s["department"],
-                               superior=s.get("superior"))
+                               superior=s.get("superior"), **_contacts(s, source))
             except KeyError as e:
                 raise OrgError(f"{source}: a staff entry lacks {e.args[0]!r}") from None
             if person.id in staff:
