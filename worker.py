@@ -17,16 +17,18 @@ from activities import config
 from activities.outbox import Outbox
 from activities.store import open_store
 from activities.temporal import connect
+from activities.delivery import Deliveries, DeliveryStarter
 from activities.visits import Visits
 from activities.record import Recorder
 from workflows.complaint import ComplaintWorkflow
+from workflows.delivery import DeliveryWorkflow
 from workflows.inspection import InspectionWorkflow
 from workflows.plan import PlanWorkflow
 from workflows.returns import ReturnWorkflow
 from workflows.ticket import TicketWorkflow
 
 log = logging.getLogger("weibao.worker")
-WORKFLOWS = [TicketWorkflow, ComplaintWorkflow, ReturnWorkflow, PlanWorkflow, InspectionWorkflow]
+WORKFLOWS = [TicketWorkflow, ComplaintWorkflow, ReturnWorkflow, PlanWorkflow, InspectionWorkflow, DeliveryWorkflow]
 
 
 def build_worker(client: Client, recorder: Recorder, task_queue: str | None = None,
@@ -36,7 +38,8 @@ def build_worker(client: Client, recorder: Recorder, task_queue: str | None = No
         task_queue=task_queue or config.task_queue(),
         workflows=WORKFLOWS,
         # the client lets a plan start its visits and an inspection finding open a fault ticket
-        activities=[*recorder.all(), *Visits(client).all()],
+        activities=[*recorder.all(), *Visits(client).all(), *Deliveries(recorder.org, recorder.outbox).all(),
+                    *DeliveryStarter(client).all()],
         activity_executor=executor or ThreadPoolExecutor(max_workers=16),
         max_concurrent_local_activities=16,
         **options,

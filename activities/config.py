@@ -102,3 +102,36 @@ def binary(name: str) -> str:
     if not found:
         raise FileNotFoundError(f"{name} not found: run `make` to install the project's virtualenv")
     return found
+
+
+def secret_key() -> str:
+    """The key that signs acknowledgement links (and console sign-in links): WEIBAO_SECRET_KEY,
+    else one generated once into `$WEIBAO_DATA_DIR/secret_key` (embedded default; set the
+    variable when more than one machine serves links)."""
+    value = os.environ.get("WEIBAO_SECRET_KEY")
+    if value:
+        return value
+    import secrets
+    import tempfile
+
+    path = data_dir() / "secret_key"
+    if not path.exists():  # made whole beside it, then linked into place: nobody reads half a key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process or thread made it first
+        finally:
+            os.unlink(tmp)
+    return path.read_text().strip()
+
+
+def public_url() -> str:
+    """Where people open weibao's links (WEIBAO_PUBLIC_URL)."""
+    value = os.environ.get("WEIBAO_PUBLIC_URL")
+    if value:
+        return value.rstrip("/")
+    return f"http://{env('WEIBAO_API_HOST', '127.0.0.1')}:{env('WEIBAO_API_PORT', '8000')}"

@@ -1,5 +1,8 @@
-"""The notification outbox: each warning and escalation as a row (target, ticket,
-reason), written once per command id. A mailer or SMS gateway drains it."""
+"""The notification outbox: each warning and escalation as a row (target, case, reason),
+written once per command id by the case's workflow, and every delivery attempt of it
+(`notification_attempts`: channel, round, attempt, sent or failed with the reason, or
+given up) written by the delivery activities (workflows/delivery.py). The API's
+`GET /notifications` and `weibao notifications` read both."""
 from __future__ import annotations
 
 import sqlite3
@@ -10,27 +13,33 @@ from typing import Any
 from activities import config
 
 COLUMNS = ("id", "ticket_id", "target", "kind", "reason", "created_at")
+ATTEMPT_COLUMNS = ("notice", "channel", "round", "attempt", "status", "reason", "at")
+STATUSES = ("pending", "sent", "failed", "given_up")
 
 
 class Outbox:
     def __init__(self, kind: str | None = None):
         self.kind = kind or config.store_kind()
         self._local = threading.local()
+        ts = "TEXT" if self.kind == "sqlite" else "TIMESTAMPTZ"
+        ddl = [f"CREATE TABLE IF NOT EXISTS notifications (id TEXT PRIMARY KEY, ticket_id TEXT, target TEXT, "
+               f"kind TEXT, reason TEXT, created_at {ts})",
+               f"CREATE TABLE IF NOT EXISTS notification_attempts (notice TEXT, channel TEXT, round INT, "
+               f"attempt INT, status TEXT, reason TEXT, at {ts}, PRIMARY KEY (notice, channel, round, attempt))"]
         if self.kind == "sqlite":
             self._path = str(config.sqlite_path())
             config.sqlite_path().parent.mkdir(parents=True, exist_ok=True)
-            self._ddl = ("CREATE TABLE IF NOT EXISTS notifications (id TEXT PRIMARY KEY, ticket_id TEXT, "
-                         "target TEXT, kind TEXT, reason TEXT, created_at TEXT)")
-            self._insert = "INSERT OR IGNORE INTO notifications VALUES (?, ?, ?, ?, ?, ?)"
-            self._select = "SELECT * FROM notifications WHERE ticket_id = ? ORDER BY created_at, id"
+            self._p = "?"
         else:
             import psycopg_pool
-            self._pool = psycopg_pool.ConnectionPool(config.postgres_conninfo(), min_size=1, max_size=4, open=True)
-            self._ddl = ("CREATE TABLE IF NOT EXISTS notifications (id TEXT PRIMARY KEY, ticket_id TEXT, "
-                         "target TEXT, kind TEXT, reason TEXT, created_at TIMESTAMPTZ)")
-            self._insert = "INSERT INTO notifications VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
-            self._select = "SELECT * FROM notifications WHERE ticket_id = %s ORDER BY created_at, id"
-        self._execute(self._ddl, ())
+            self._pool = psycopg_pool.ConnectionPool(config.postgres_conninfo(), min_size=1, max_size=4, open=True,
+                                                     check=psycopg_pool.ConnectionPool.check_connection)
+            self._p = "%s"
+        for statement in ddl:
+            self._execute(statement, ())
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self._p)
 
     def _execute(self, sql: str, params: tuple, fetch: bool = False) -> list[tuple]:
         if self.kind == "sqlite":
@@ -41,16 +50,79 @@ class Outbox:
                 cur = conn.execute(sql, params)
                 return cur.fetchall() if fetch else []
         with self._pool.connection() as conn:
-            cur = conn.execute(sql, params)
+            cur = conn.execute(self._sql(sql), params)
             return cur.fetchall() if fetch else []
 
-    def add(self, id: str, ticket_id: str, target: str, kind: str, reason: str) -> None:
+    def _now(self) -> Any:
         now = datetime.now(timezone.utc)
-        self._execute(self._insert, (id, ticket_id, target, kind, reason,
-                                     now.isoformat() if self.kind == "sqlite" else now))
+        return now.isoformat() if self.kind == "sqlite" else now
+
+    def add(self, id: str, ticket_id: str, target: str, kind: str, reason: str) -> None:
+        self._execute("INSERT INTO notifications VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                      (id, ticket_id, target, kind, reason, self._now()))
 
     def for_ticket(self, ticket_id: str) -> list[dict[str, Any]]:
-        return [dict(zip(COLUMNS, row)) for row in self._execute(self._select, (ticket_id,), fetch=True)]
+        rows = self._execute("SELECT * FROM notifications WHERE ticket_id = ? ORDER BY created_at, id", (ticket_id,),
+                             fetch=True)
+        return [dict(zip(COLUMNS, row)) for row in rows]
+
+    # --- delivery attempts -----------------------------------------------------------------
+
+    def attempt(self, notice: str, channel: str, round_: int, attempt: int, status: str, reason: str = "") -> None:
+        """One attempt on record (a retried activity attempt overwrites nothing: its number differs)."""
+        self._execute("INSERT INTO notification_attempts VALUES (?, ?, ?, ?, ?, ?, ?) "
+                      "ON CONFLICT (notice, channel, round, attempt) DO NOTHING",
+                      (notice, channel, round_, attempt, status, reason[:1000], self._now()))
+
+    def sent(self, notice: str, channel: str, round_: int) -> bool:
+        """Whether this round already reached the channel (a retry after a crash sends nothing twice)."""
+        return bool(self._execute("SELECT 1 FROM notification_attempts WHERE notice = ? AND channel = ? AND round = ? "
+                                  "AND status = 'sent'", (notice, channel, round_), fetch=True))
+
+    def attempts(self, notice: str) -> list[dict[str, Any]]:
+        rows = self._execute("SELECT * FROM notification_attempts WHERE notice = ? ORDER BY at, channel, round, attempt",
+                             (notice,), fetch=True)
+        return [dict(zip(ATTEMPT_COLUMNS, row)) for row in rows]
+
+    def notice(self, notice: str) -> dict[str, Any] | None:
+        rows = self._execute("SELECT * FROM notifications WHERE id = ?", (notice,), fetch=True)
+        return self._with_status(dict(zip(COLUMNS, rows[0]))) if rows else None
+
+    def _with_status(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The notification with its attempts and its status: sent once any channel took it,
+        given up when every channel tried gave up, failed while the last attempt failed."""
+        attempts = self.attempts(row["id"])
+        last: dict[str, str] = {}
+        for a in attempts:
+            last[a["channel"]] = a["status"]
+        if any(s == "sent" for s in last.values()):
+            status = "sent"
+        elif last and all(s == "given_up" for s in last.values()):
+            status = "given_up"
+        elif last:
+            status = "failed"
+        else:
+            status = "pending"
+        created = row["created_at"]
+        return {**row, "case": row.pop("ticket_id"),
+                "created_at": created if isinstance(created, str) else created.isoformat(),
+                "status": status, "attempts": [{**a, "at": a["at"] if isinstance(a["at"], str) else a["at"].isoformat()}
+                                               for a in attempts]}
+
+    def list(self, status: str | None = None, target: str | None = None, start: str | None = None,
+             end: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """Notifications, newest first, with start <= created_at < end (ISO UTC), filtered."""
+        where, params = [], []
+        if target:
+            where.append("target = ?"), params.append(target)
+        if start:
+            where.append("created_at >= ?"), params.append(start if self.kind == "sqlite" else datetime.fromisoformat(start))
+        if end:
+            where.append("created_at < ?"), params.append(end if self.kind == "sqlite" else datetime.fromisoformat(end))
+        sql = "SELECT * FROM notifications" + (" WHERE " + " AND ".join(where) if where else "") + \
+              " ORDER BY created_at DESC, id LIMIT ?"
+        rows = [self._with_status(dict(zip(COLUMNS, r))) for r in self._execute(sql, (*params, limit * 4), fetch=True)]
+        return [r for r in rows if status is None or r["status"] == status][:limit]
 
     def close(self) -> None:
         if self.kind == "postgres":

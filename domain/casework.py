@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 
 from domain import policy
 
-__all__ = ["Alert", "CaseState", "IllegalStep", "OpenWindow", "evolve_alarm", "open_window", "parse_windows"]
+__all__ = ["Alert", "CaseState", "IllegalStep", "NOTICE_EVENTS", "Notice", "OpenWindow", "evolve_alarm", "open_window",
+           "parse_windows"]
 
 
 class Alert(BaseModel):
@@ -72,6 +73,18 @@ def open_window(goal: str, started_at: datetime, within: timedelta, responsible:
     return window(goal, started_at, started_at + within, responsible, department).model_dump(mode="json")
 
 
+class Notice(BaseModel):
+    """A warning or escalation as delivered: where it reached its target, where delivery
+    gave up, and who acknowledged it (§九.A.2: every report is followed up). Its id is the
+    command id of the fact it announces."""
+
+    to: str | None = None
+    delivered: list[str] = Field(default_factory=list)  # channels that took it
+    given_up: dict[str, str] = Field(default_factory=dict)  # channel -> the last reason
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+
+
 class CaseState(BaseModel):
     """The part of every case's state that the alarms read and write."""
 
@@ -87,6 +100,7 @@ class CaseState(BaseModel):
     escalations: list[Alert] = Field(default_factory=list)
     fired: list[str] = Field(default_factory=list)  # "goal:kind" alarms already raised
     requested_level: int = 0  # the level a customer's own request moved the case to (complaints)
+    notices: dict[str, Notice] = Field(default_factory=dict)  # by the id of the fact announced
 
     @property
     def is_open(self) -> bool:
@@ -94,7 +108,7 @@ class CaseState(BaseModel):
 
 
 def evolve_alarm(s: CaseState, event_type: str, data: dict, at: datetime) -> bool:
-    """Fold an alarm fact into `s` in place; False when `event_type` is not one."""
+    """Fold an alarm fact, or its delivery, into `s` in place; False when `event_type` is neither."""
     if event_type == "SlaWarned":
         s.warnings.append(Alert(**_alert(data), at=at))
         s.fired.append(f"{data['goal']}:warning")
@@ -105,9 +119,21 @@ def evolve_alarm(s: CaseState, event_type: str, data: dict, at: datetime) -> boo
         s.escalations.append(Alert(**_alert(data), at=at))
         if data.get("level", 0) >= 2:
             s.fired.append(f"{data['goal']}:leadership")
+    elif event_type in NOTICE_EVENTS:
+        notice = s.notices.setdefault(data["notice"], Notice(to=data.get("to")))
+        if event_type == "NotificationSent":
+            notice.delivered.append(data["channel"])
+        elif event_type == "NotificationGivenUp":
+            notice.given_up[data["channel"]] = data.get("reason", "")
+        else:
+            notice.acknowledged_by, notice.acknowledged_at = data.get("by"), at
     else:
         return False
     return True
+
+
+# What the delivery of a warning or an escalation records on its case, open or closed.
+NOTICE_EVENTS = frozenset({"NotificationSent", "NotificationGivenUp", "EscalationAcknowledged"})
 
 
 def _alert(data: dict) -> dict:

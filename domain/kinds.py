@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from domain import complaint_rules, inspection_rules, maintenance, return_rules, steps
-from domain.casework import CaseState
+from domain.casework import NOTICE_EVENTS, CaseState
 from domain.chained import ChainedCase
 from domain.complaint import Complaint
 from domain.inspection import Inspection
@@ -18,7 +18,8 @@ from domain.plan import MaintenancePlan
 from domain.returns import ReturnCase
 from domain.ticket import Ticket
 
-ALARM_EVENTS = frozenset({"SlaWarned", "SlaBreached", "Escalated"})  # domain.sla, every kind with windows
+# domain.sla's facts and their delivery (domain.casework.NOTICE_EVENTS), every kind with windows
+ALARM_EVENTS = frozenset({"SlaWarned", "SlaBreached", "Escalated"}) | NOTICE_EVENTS
 
 
 @dataclass(frozen=True)

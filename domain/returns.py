@@ -30,3 +30,6 @@ class ReturnCase(ChainedCase):
     class SlaWarned(ChainedCase.Event): """时限预警."""
     class SlaBreached(ChainedCase.Event): """交接超时."""
     class Escalated(ChainedCase.Event): """上报: level 1 direct superior, level 2 leadership."""
+    class NotificationSent(ChainedCase.Event): """A warning or escalation reached its target on a channel."""
+    class NotificationGivenUp(ChainedCase.Event): """Delivery on a channel gave up, with the last reason."""
+    class EscalationAcknowledged(ChainedCase.Event): """The target acknowledged it (§九.A.2)."""

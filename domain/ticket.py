@@ -38,3 +38,6 @@ class Ticket(ChainedCase):
     class SlaWarned(ChainedCase.Event): """时限预警 to the responsible person."""
     class SlaBreached(ChainedCase.Event): """超出承诺时限."""
     class Escalated(ChainedCase.Event): """上报: level 1 direct superior, level 2 leadership."""
+    class NotificationSent(ChainedCase.Event): """A warning or escalation reached its target on a channel."""
+    class NotificationGivenUp(ChainedCase.Event): """Delivery on a channel gave up, with the last reason."""
+    class EscalationAcknowledged(ChainedCase.Event): """The target acknowledged it (§九.A.2)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable, ClassVar, Iterator
 
 from pydantic import ValidationError
@@ -18,6 +18,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from activities.delivery import DeliveryRequest, DeliveryStarter, StartDelivery
 from activities.record import Notification, OrgQuery, Recorded, RecordFact, Recorder, Target, TargetRequest
 from domain import sla
 from domain.casework import CaseState, IllegalStep
@@ -26,7 +27,9 @@ SYSTEM = "weibao"  # the actor of facts that timers record
 LOCAL = dict(start_to_close_timeout=timedelta(seconds=30),
              retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10),
                                       non_retryable_error_types=["IllegalStep", "UnknownCase", "UnknownTicket"]))
-OPENING_GRACE = timedelta(hours=1)  # a start whose opening Update never comes ends after this
+OPENING_GRACE = timedelta(hours=1)
+# Histories recorded before warnings and escalations were delivered start no delivery.
+PATCH_DELIVERY = "deliver-notifications"  # a start whose opening Update never comes ends after this
 
 
 def bad_field(field: str, message: str) -> ApplicationError:
@@ -141,7 +144,8 @@ class CaseWorkflow:
             event, key, reason = sla.message(alarm)
             data = {**base, "level": level, "to": target["id"], "to_name": target["name"], "reason": reason}
             await self._record(event, data, SYSTEM, key)
-            await self._notify(key, target, event, reason)
+            await self._notify(key, target, event, reason, level=level, goal=alarm.goal, deadline=alarm.deadline,
+                               responsible=base["responsible"])
 
     async def _record(self, event_type: str, data: dict, actor: str, key: str, step: str | None = None) -> None:
         at = workflow.now()
@@ -196,7 +200,24 @@ class CaseWorkflow:
         """How the outbox names the case."""
         return f"{self.KIND}:{self.state.case_id}"
 
-    async def _notify(self, key: str, target: dict[str, str], kind: str, reason: str) -> None:
+    async def _notify(self, key: str, target: dict[str, str], event: str, reason: str, *, level: int,
+                      goal: str | None = None, deadline: datetime | None = None,
+                      responsible: str | None = None) -> None:
+        """Write the notification to the outbox and start its delivery (workflows/delivery.py),
+        which then runs on its own: nothing here waits for a channel."""
+        notice = f"{workflow.info().workflow_id}:{key}"
         await workflow.execute_local_activity_method(
-            Recorder.notify, Notification(id=f"{workflow.info().workflow_id}:{key}", ticket_id=self._case_ref(),
-                                          target=target["id"], kind=kind, reason=reason), **LOCAL)
+            Recorder.notify, Notification(id=notice, ticket_id=self._case_ref(), target=target["id"], kind=event,
+                                          reason=reason), **LOCAL)
+        if not workflow.patched(f"{PATCH_DELIVERY}:{key}"):
+            return  # a notification recorded before delivery existed (one patch per notification,
+            # so a case open across the deploy delivers those that come after it)
+        s = self.state
+        request = DeliveryRequest(
+            notice=notice, kind=self.KIND, case_id=s.case_id, event=event, to=target["id"],
+            to_name=target.get("name", ""), level=level, goal=goal, deadline=deadline, responsible=responsible,
+            reason=reason, customer=getattr(s, "customer", None), site=getattr(s, "site", None),
+            raised_at=workflow.now())
+        await workflow.execute_local_activity_method(
+            DeliveryStarter.start_delivery, StartDelivery(task_queue=workflow.info().task_queue, request=request),
+            **LOCAL)

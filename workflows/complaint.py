@@ -76,7 +76,7 @@ class ComplaintWorkflow(CaseWorkflow):
                     reason = f"emergency complaint from {c.customer}: {c.description[:200]}"
                     await self._record("LeadershipNotified", {"to": target["id"], "to_name": target["name"],
                                                               "reason": reason}, SYSTEM, "emergency")
-                    await self._notify("emergency", target, "LeadershipNotified", reason)
+                    await self._notify("emergency", target, "LeadershipNotified", reason, level=2)
             return self.state
 
     @register.validator
@@ -119,7 +119,8 @@ class ComplaintWorkflow(CaseWorkflow):
                             responsible=self.state.about_person or self.state.about_head)
                 await self._record(event_type, data, cmd.actor, key, cmd.step)
                 await self._notify(key, target, event_type, f"the customer asked for the {data['to']}: "
-                                                            f"{data['reason']}")
+                                                            f"{data['reason']}", level=level,
+                                   responsible=data["responsible"])
                 return self.state
             await self._record(event_type, data, cmd.actor, key, cmd.step)
         return self.state

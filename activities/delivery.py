@@ -1,0 +1,189 @@
+"""The delivery activities of a warning or an escalation (workflows/delivery.py), each a
+few lines: the message and the channels are decided in domain/ and activities/deliver.py.
+
+- `plan` (local): the target's channels (their preference, only those configured), the
+  message in Chinese and English with its acknowledgement link, and the retry budget.
+- `deliver` (regular, retried with backoff): one channel, one round. Every attempt is
+  written to `notification_attempts`; a round already sent is not sent again (a retry
+  after a crash between the send and the answer).
+
+Acknowledgement links carry a signed, expiring token (itsdangerous) naming the notice and
+its target; the Delivery workflow accepts one acknowledgement, so a link works once."""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+from activities.outbox import Outbox
+from domain.org import Org
+
+
+class DeliveryRequest(BaseModel):
+    notice: str  # the command id of the fact it announces
+    kind: str  # the case kind
+    case_id: str
+    event: str  # SlaWarned | Escalated | CustomerEscalated | LeadershipNotified
+    to: str  # staff id
+    to_name: str = ""
+    level: int = 0
+    goal: str | None = None
+    deadline: datetime | None = None
+    responsible: str | None = None
+    reason: str = ""
+    customer: str | None = None
+    site: str | None = None
+    raised_at: datetime
+
+    @property
+    def needs_ack(self) -> bool:
+        return self.event != "SlaWarned"
+
+
+class DeliveryPlan(BaseModel):
+    channels: list[str]
+    title: str
+    body: str
+    attempts: int  # per channel and round, the first included
+    first_retry: timedelta
+    longest_retry: timedelta
+    resend_after: timedelta  # not acknowledged by then: sent once more
+    ack_horizon: timedelta  # how long the link works
+
+
+class StartDelivery(BaseModel):
+    task_queue: str
+    request: DeliveryRequest
+
+
+class ChannelDelivery(BaseModel):
+    notice: str
+    channel: str
+    round: int
+    to: str
+    title: str
+    body: str
+
+
+class Acknowledgement(BaseModel):
+    by: str
+    via: str = "api"  # "link" | "api"
+    at: datetime | None = None
+
+
+def _duration(name: str, default: str) -> timedelta:
+    from domain.casework import parse_windows
+    return parse_windows(f"x={os.environ.get(name) or default}", {"x": timedelta(0)})["x"]
+
+
+def budget() -> dict[str, Any]:
+    """The retry budget and acknowledgement times (README "Notifications")."""
+    return {"attempts": int(os.environ.get("WEIBAO_DELIVERY_ATTEMPTS") or 12),
+            "first_retry": _duration("WEIBAO_DELIVERY_FIRST_RETRY", "0.5m"),
+            "longest_retry": _duration("WEIBAO_DELIVERY_LONGEST_RETRY", "30m"),
+            "resend_after": _duration("WEIBAO_ACK_WITHIN", "30m"),
+            "ack_horizon": _duration("WEIBAO_ACK_LINK_TTL", "7d")}
+
+
+# --- acknowledgement tokens --------------------------------------------------------------
+
+def _serializer() -> URLSafeTimedSerializer:
+    from activities import config
+    return URLSafeTimedSerializer(config.secret_key(), salt="weibao-escalation-ack")
+
+
+def ack_token(notice: str, to: str) -> str:
+    return _serializer().dumps({"n": notice, "t": to})
+
+
+class BadToken(ValueError):
+    """The acknowledgement link is forged, damaged or expired; the message says which."""
+
+
+def read_ack_token(token: str, max_age: timedelta) -> tuple[str, str]:
+    """(notice, target) of a valid token; BadToken otherwise."""
+    try:
+        payload = _serializer().loads(token, max_age=int(max_age.total_seconds()))
+    except SignatureExpired:
+        raise BadToken("the acknowledgement link has expired") from None
+    except BadSignature:
+        raise BadToken("the acknowledgement link is not valid") from None
+    return payload["n"], payload["t"]
+
+
+# --- activities -----------------------------------------------------------------------------
+
+class Deliveries:
+    def __init__(self, org: Org, outbox: Outbox):
+        self.org, self.outbox = org, outbox
+
+    @activity.defn(name="delivery_plan")
+    def plan(self, req: DeliveryRequest) -> DeliveryPlan:
+        from activities import config, deliver
+        from domain import notices
+
+        staff = self.org.get(req.to)
+        channels = deliver.channels_for(staff, config.settings()) if staff else []
+        link = f"{config.public_url()}/ack/{ack_token(req.notice, req.to)}" if req.needs_ack else None
+        title, body = notices.render(
+            kind=req.kind, case_id=req.case_id, customer=req.customer, site=req.site, goal=req.goal,
+            deadline=req.deadline, responsible=req.responsible,
+            responsible_name=self._name(req.responsible), level=req.level, event=req.event, reason=req.reason,
+            ack_url=link)
+        b = budget()
+        return DeliveryPlan(channels=channels, title=title, body=body, **b)
+
+    def _name(self, staff_id: str | None) -> str | None:
+        person = self.org.get(staff_id)
+        return person.name if person else None
+
+    @activity.defn(name="deliver")
+    def deliver(self, job: ChannelDelivery) -> str:
+        from activities import config, deliver
+
+        attempt = activity.info().attempt
+        if self.outbox.sent(job.notice, job.channel, job.round):
+            return "sent"  # an earlier attempt sent it and crashed before answering
+        staff = self.org.get(job.to)
+        outcome = deliver.send(job.channel, staff, job.title, job.body, config.settings(),
+                               data={"notice": job.notice, "round": job.round})
+        if outcome.sent:
+            self.outbox.attempt(job.notice, job.channel, job.round, attempt, "sent")
+            return "sent"
+        policy = activity.info().retry_policy
+        last = bool(policy and policy.maximum_attempts and attempt >= policy.maximum_attempts)
+        status = "given_up" if (outcome.permanent or last) else "failed"
+        self.outbox.attempt(job.notice, job.channel, job.round, attempt, status, outcome.reason)
+        raise ApplicationError(f"{job.channel}: {outcome.reason}", type="Undeliverable" if outcome.permanent
+                               else "DeliveryFailed", non_retryable=outcome.permanent)
+
+    def all(self) -> list:
+        return [self.plan, self.deliver]
+
+
+class DeliveryStarter:
+    """Starts a notification's Delivery workflow on its own (not as a child: it outlives
+    the case, and nothing in the case waits for it); once, however often it is retried."""
+
+    def __init__(self, client: Client):
+        self.client = client
+
+    @activity.defn(name="start_delivery")
+    async def start_delivery(self, start: StartDelivery) -> str:
+        workflow_id = f"delivery-{start.request.notice}"
+        try:
+            await self.client.start_workflow("Delivery", start.request, id=workflow_id, task_queue=start.task_queue,
+                                             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        except WorkflowAlreadyStartedError:
+            pass  # started by an earlier attempt
+        return workflow_id
+
+    def all(self) -> list:
+        return [self.start_delivery]

@@ -1,0 +1,112 @@
+"""DeliveryWorkflow: one warning or escalation delivered to its target and, for an
+escalation, acknowledged (§九.A.2, §九.C.2: every report and complaint is followed up).
+
+Started by the case's workflow (the `start_delivery` local activity) once the fact is recorded, so
+delivery holds nothing up: a channel down for an hour delays no alarm, no step and no
+other case, and a case that closes while a delivery retries still delivers it.
+
+- The plan (a local activity: the target's channels from the org file and configuration,
+  the message in Chinese and English with its acknowledgement link, the retry budget).
+- Each channel is sent by the `deliver` activity with exponential backoff up to the
+  budget; each attempt is on record (`notification_attempts`), and the outcome is a fact
+  on the case: `NotificationSent`, or `NotificationGivenUp` with the last reason.
+- An escalation waits for its acknowledgement (the `acknowledge` Update, from the link or
+  `POST /escalations/{id}/ack`), which records `EscalationAcknowledged` on the case. Not
+  acknowledged within the configured time, it is sent once more to the same target; the
+  case's next level is never held back by it (its own timer runs in the case's workflow)."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.delivery import Acknowledgement, ChannelDelivery, Deliveries, DeliveryPlan, DeliveryRequest
+    from activities.record import RecordFact, Recorder
+    from workflows.casework import LOCAL, SYSTEM
+
+
+def delivery_workflow_id(notice: str) -> str:
+    return f"delivery-{notice}"
+
+
+@workflow.defn(name="Delivery")
+class DeliveryWorkflow:
+    @workflow.init
+    def __init__(self, req: DeliveryRequest) -> None:
+        self.req = req
+        self.acknowledged: Acknowledgement | None = None
+        self.lock = asyncio.Lock()
+
+    @workflow.run
+    async def run(self, req: DeliveryRequest) -> dict[str, str]:
+        plan: DeliveryPlan = await workflow.execute_local_activity_method(Deliveries.plan, req, **LOCAL)
+        outcome = await self._send_all(plan, 1)
+        if req.needs_ack and plan.channels:
+            try:
+                await workflow.wait_condition(lambda: self.acknowledged is not None, timeout=plan.resend_after)
+            except asyncio.TimeoutError:  # not acknowledged in time: once more, to the same target
+                outcome = await self._send_all(plan, 2)
+                try:
+                    await workflow.wait_condition(lambda: self.acknowledged is not None,
+                                                  timeout=max(plan.ack_horizon - plan.resend_after, timedelta(0)))
+                except asyncio.TimeoutError:
+                    pass  # the link has expired: nothing more to wait for
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return outcome
+
+    async def _send_all(self, plan: DeliveryPlan, round_: int) -> dict[str, str]:
+        results = await asyncio.gather(*(self._send(plan, channel, round_) for channel in plan.channels))
+        return dict(zip(plan.channels, results))
+
+    async def _send(self, plan: DeliveryPlan, channel: str, round_: int) -> str:
+        job = ChannelDelivery(notice=self.req.notice, channel=channel, round=round_, to=self.req.to,
+                              title=plan.title, body=plan.body)
+        retry = RetryPolicy(initial_interval=plan.first_retry, backoff_coefficient=2.0,
+                            maximum_interval=plan.longest_retry, maximum_attempts=plan.attempts,
+                            non_retryable_error_types=["Undeliverable"])
+        try:
+            await workflow.execute_activity_method(Deliveries.deliver, job, start_to_close_timeout=timedelta(seconds=60),
+                                                   retry_policy=retry)
+        except ActivityError as e:
+            reason = e.cause.message if isinstance(e.cause, ApplicationError) else str(e.cause or e)
+            await self._record("NotificationGivenUp", {"channel": channel, "round": round_, "reason": reason[:500]},
+                               SYSTEM, f"given-up:{channel}:{round_}")
+            return "given_up"
+        await self._record("NotificationSent", {"channel": channel, "round": round_}, SYSTEM, f"sent:{channel}:{round_}")
+        return "sent"
+
+    @workflow.update
+    async def acknowledge(self, ack: Acknowledgement) -> Acknowledgement:
+        async with self.lock:
+            self._reject_if_acknowledged(ack)
+            await self._record("EscalationAcknowledged", {"by": ack.by, "via": ack.via, "level": self.req.level,
+                                                          "raised_at": self.req.raised_at.isoformat()},
+                               ack.by, "acknowledged")
+            self.acknowledged = ack.model_copy(update={"at": workflow.now()})
+        return self.acknowledged
+
+    @acknowledge.validator
+    def _validate_acknowledge(self, ack: Acknowledgement) -> None:
+        self._reject_if_acknowledged(ack)
+        if not self.req.needs_ack:
+            raise ApplicationError("a warning needs no acknowledgement", type="NotAcknowledgeable")
+
+    def _reject_if_acknowledged(self, ack: Acknowledgement) -> None:
+        if self.acknowledged is not None:
+            raise ApplicationError(f"already acknowledged by {self.acknowledged.by} at "
+                                   f"{self.acknowledged.at.isoformat() if self.acknowledged.at else ''}",
+                                   type="AlreadyAcknowledged")
+
+    @workflow.query
+    def status(self) -> Acknowledgement | None:
+        return self.acknowledged
+
+    async def _record(self, event_type: str, data: dict, actor: str, key: str) -> None:
+        r = self.req
+        fact = RecordFact(kind=r.kind, case_id=r.case_id, command_id=f"{r.notice}:{key}", event_type=event_type,
+                          at=workflow.now(), actor=actor, data={"notice": r.notice, "to": r.to, **data})
+        await workflow.execute_local_activity_method(Recorder.record_case, fact, **LOCAL)
