@@ -70,6 +70,7 @@ class ChannelDelivery(BaseModel):
     to: str
     title: str
     body: str
+    attempts: int = 0  # the budget: the attempt with this number is the last
 
 
 class Acknowledgement(BaseModel):
@@ -157,8 +158,7 @@ class Deliveries:
         if outcome.sent:
             self.outbox.attempt(job.notice, job.channel, job.round, attempt, "sent")
             return "sent"
-        policy = activity.info().retry_policy
-        last = bool(policy and policy.maximum_attempts and attempt >= policy.maximum_attempts)
+        last = 0 < job.attempts <= attempt
         status = "given_up" if (outcome.permanent or last) else "failed"
         self.outbox.attempt(job.notice, job.channel, job.round, attempt, status, outcome.reason)
         raise ApplicationError(f"{job.channel}: {outcome.reason}", type="Undeliverable" if outcome.permanent

@@ -64,7 +64,7 @@ class DeliveryWorkflow:
 
     async def _send(self, plan: DeliveryPlan, channel: str, round_: int) -> str:
         job = ChannelDelivery(notice=self.req.notice, channel=channel, round=round_, to=self.req.to,
-                              title=plan.title, body=plan.body)
+                              title=plan.title, body=plan.body, attempts=plan.attempts)
         retry = RetryPolicy(initial_interval=plan.first_retry, backoff_coefficient=2.0,
                             maximum_interval=plan.longest_retry, maximum_attempts=plan.attempts,
                             non_retryable_error_types=["Undeliverable"])
