@@ -41,6 +41,7 @@ class DeliveryRequest(BaseModel):
     customer: str | None = None
     site: str | None = None
     raised_at: datetime
+    first_round: int = 1  # a manager's re-send starts after the rounds already on record
 
     @property
     def needs_ack(self) -> bool:

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from activities import config
-from api import cases, errors, reports, tickets
+from api import cases, errors, escalations, reports, tickets
 from api.deps import Services
 
 log = logging.getLogger("weibao.api")
@@ -46,4 +46,5 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(tickets.router)
     app.include_router(cases.router)
     app.include_router(reports.router)
+    app.include_router(escalations.router)
     return app

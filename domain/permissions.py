@@ -262,3 +262,32 @@ def may_read_reports(staff: Staff) -> Decision:
     if staff.role in REPORT_READERS:
         return ALLOW
     return refuse(f"{staff.id} is a {staff.role}: reports are for {', '.join(sorted(REPORT_READERS))}")
+
+
+# --- warnings and escalations as delivered (issue 14) ---------------------------------------
+
+NOTIFICATION_READERS = frozenset({"manager", "leadership", "auditor"})
+RESENDERS = frozenset({"manager", "leadership"})
+
+
+def may_acknowledge(staff: Staff, target: str | None) -> Decision:
+    """An escalation is acknowledged by the person it went to."""
+    if staff.id == target:
+        return ALLOW
+    return refuse(f"the escalation went to {target or 'nobody'}, not {staff.id}: only its target acknowledges it")
+
+
+def may_list_notifications(staff: Staff, target: str | None) -> tuple[Decision, str | None]:
+    """Managers, leadership and auditors list every notification; anyone else their own."""
+    if staff.role in NOTIFICATION_READERS:
+        return ALLOW, target
+    if target not in (None, staff.id):
+        return refuse(f"{staff.id} is a {staff.role}: that role lists only the notifications sent to them",
+                      "target"), None
+    return ALLOW, staff.id
+
+
+def may_resend(staff: Staff) -> Decision:
+    if staff.role in RESENDERS:
+        return ALLOW
+    return refuse(f"{staff.id} is a {staff.role}: a notification is re-sent by a manager or company leadership")

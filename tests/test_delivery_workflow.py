@@ -3,89 +3,18 @@ and a real SMTP server (aiosmtpd): delivered once per target and channel with wh
 missed and no contact phone; a channel down at the breach holds nothing up and delivers
 once it is back; a channel failing for good gives up on record; an escalation is
 acknowledged once, and sent once more when nobody acknowledges it in time."""
-import asyncio
-import socket
 from datetime import timedelta
-from email import message_from_bytes
-from email.header import decode_header, make_header
 
 import pytest
-from aiosmtpd.controller import Controller
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.delivery import Acknowledgement
 from tests.conftest import REPORT, dispatch, report, sleep_until
+from tests.notify_fixtures import events, eventually, smtp  # noqa: F401 (smtp is a fixture)
 from workflows.delivery import DeliveryWorkflow, delivery_workflow_id
 
 H = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Mailbox:
-    def __init__(self):
-        self.received = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.received.append(envelope)
-        return "250 OK"
-
-    def to(self, address: str) -> list[str]:
-        """The decoded subject and body of every mail to `address`."""
-        out = []
-        for envelope in self.received:
-            if address in envelope.rcpt_tos:
-                mail = message_from_bytes(envelope.content)
-                body = b"".join(part.get_payload(decode=True) or b"" for part in mail.walk()
-                                if part.get_content_type() == "text/plain").decode()
-                out.append(f"{make_header(decode_header(mail['Subject']))}\n{body}")
-        return out
-
-
-class Smtp:
-    """A real SMTP server on a fixed port that a test can stop and start again."""
-
-    def __init__(self):
-        self.port, self.mailbox, self.controller = free_port(), Mailbox(), None
-
-    def start(self):
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self):
-        if self.controller:
-            self.controller.stop()
-            self.controller = None
-
-
-@pytest.fixture
-def smtp(monkeypatch):
-    server = Smtp()
-    for name, value in {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(server.port), "SMTP_SECURITY": "none",
-                        "SMTP_FROM": "weibao@example.com", "SECRET_KEY": "test-secret",
-                        "DELIVERY_FIRST_RETRY": "1m", "DELIVERY_LONGEST_RETRY": "5m", "ACK_WITHIN": "2h"}.items():
-        monkeypatch.setenv(f"WEIBAO_{name}", value)
-    yield server
-    server.stop()
-
-
-async def eventually(probe, what: str, seconds: float = 15.0):
-    """Poll `probe()` until it returns something truthy (a positive signal), then return it."""
-    for _ in range(int(seconds / 0.05)):
-        found = probe()
-        if found:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
-
-
-def events(stack, tid: str, kind: str) -> list[dict]:
-    return [e for e in stack.store.history("ticket", tid) if e["type"] == kind]
 
 
 async def test_a_breach_delivers_one_mail_per_target_with_what_was_missed_and_no_contact_phone(env, worker, stack, smtp):

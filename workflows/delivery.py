@@ -40,16 +40,19 @@ class DeliveryWorkflow:
         self.req = req
         self.acknowledged: Acknowledgement | None = None
         self.lock = asyncio.Lock()
+        self.plan: DeliveryPlan | None = None
+        self.rounds = req.first_round + 1  # the last round a re-send may have used
 
     @workflow.run
     async def run(self, req: DeliveryRequest) -> dict[str, str]:
         plan: DeliveryPlan = await workflow.execute_local_activity_method(Deliveries.plan, req, **LOCAL)
-        outcome = await self._send_all(plan, 1)
+        self.plan = plan
+        outcome = await self._send_all(plan, req.first_round)
         if req.needs_ack and plan.channels:
             try:
                 await workflow.wait_condition(lambda: self.acknowledged is not None, timeout=plan.resend_after)
             except asyncio.TimeoutError:  # not acknowledged in time: once more, to the same target
-                outcome = await self._send_all(plan, 2)
+                outcome = await self._send_all(plan, req.first_round + 1)
                 try:
                     await workflow.wait_condition(lambda: self.acknowledged is not None,
                                                   timeout=max(plan.ack_horizon - plan.resend_after, timedelta(0)))
@@ -100,6 +103,13 @@ class DeliveryWorkflow:
             raise ApplicationError(f"already acknowledged by {self.acknowledged.by} at "
                                    f"{self.acknowledged.at.isoformat() if self.acknowledged.at else ''}",
                                    type="AlreadyAcknowledged")
+
+    @workflow.update
+    async def resend(self, by: str) -> dict[str, str]:
+        """A manager's re-send while the delivery still runs: one more round on every channel."""
+        await workflow.wait_condition(lambda: self.plan is not None)
+        self.rounds += 1
+        return await self._send_all(self.plan, self.rounds)
 
     @workflow.query
     def status(self) -> Acknowledgement | None:
