@@ -10,6 +10,7 @@ import itsdangerous
 import pytest
 
 from activities.delivery import ack_token
+from activities.outbox import Outbox
 from tests.api_fixtures import api  # noqa: F401 (fixture)
 from tests.conftest import sleep_until
 from tests.notify_fixtures import eventually, smtp  # noqa: F401 (fixture)
@@ -90,3 +91,28 @@ async def test_a_manager_resends_a_notification_and_an_engineer_may_not(env, api
                      "the warning sent once more")
     rounds = sorted(a["round"] for a in (await api.get("/notifications", "M001", target="E001")).json()[0]["attempts"])
     assert rounds == [1, 2]
+
+
+async def test_weibao_notifications_lists_failures_with_their_reason(env, api, smtp, capsys):
+    from api.cli import main
+
+    tid, _ = await escalated_ticket_without_mail(env, api)
+    assert main(["notifications", "--failed"]) == 0
+    out = capsys.readouterr().out
+    assert f"ticket-{tid}:on_site:breach:escalated" in out and "failed" in out and "email failed (" in out
+
+
+async def escalated_ticket_without_mail(env, api) -> tuple[str, str]:
+    """A breached ticket while the mail server is down: its escalation failed once."""
+    tid = await api.report()
+    await api.ok(tid, "triage", "S001", severity="critical", zone="A")
+    state = await api.ok(tid, "dispatch", "S001", engineer="E001", travel_mode="taxi")
+    await sleep_until(env, datetime.fromisoformat(state["reported_at"]) + 4 * H + MINUTE)
+    notice = f"ticket-{tid}:on_site:breach:escalated"
+    outbox = Outbox()
+    try:
+        await eventually(lambda: [a for a in outbox.attempts(notice) if a["status"] == "failed"],
+                         "a failed attempt on record")
+    finally:
+        outbox.close()
+    return tid, notice
