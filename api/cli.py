@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_token)
     from projections.cli import add_parser as add_projections_parser
     add_projections_parser(sub)  # weibao projections status | rebuild NAME
+    from api.notifications_cli import add_parser as add_notifications_parser
+    add_notifications_parser(sub)  # weibao notifications [--failed]
     return parser
 
 
