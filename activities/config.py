@@ -108,9 +108,9 @@ def secret_key() -> str:
     """The key that signs acknowledgement links (and console sign-in links): WEIBAO_SECRET_KEY,
     else one generated once into `$WEIBAO_DATA_DIR/secret_key` (embedded default; set the
     variable when more than one machine serves links)."""
-    value = os.environ.get("WEIBAO_SECRET_KEY")
-    if value:
-        return value
+    value = load().secret_key
+    if value is not None:
+        return value.get_secret_value()
     import secrets
     import tempfile
 
@@ -130,8 +130,5 @@ def secret_key() -> str:
 
 
 def public_url() -> str:
-    """Where people open weibao's links (WEIBAO_PUBLIC_URL)."""
-    value = os.environ.get("WEIBAO_PUBLIC_URL")
-    if value:
-        return value.rstrip("/")
-    return f"http://{env('WEIBAO_API_HOST', '127.0.0.1')}:{env('WEIBAO_API_PORT', '8000')}"
+    """Where people open weibao's links (WEIBAO_PUBLIC_URL, checked by the settings)."""
+    return str(load().public_url).rstrip("/")

@@ -11,7 +11,6 @@ Acknowledgement links carry a signed, expiring token (itsdangerous) naming the n
 its target; the Delivery workflow accepts one acknowledgement, so a link works once."""
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -80,18 +79,15 @@ class Acknowledgement(BaseModel):
     at: datetime | None = None
 
 
-def _duration(name: str, default: str) -> timedelta:
-    from domain.casework import parse_windows
-    return parse_windows(f"x={os.environ.get(name) or default}", {"x": timedelta(0)})["x"]
-
-
 def budget() -> dict[str, Any]:
     """The retry budget and acknowledgement times (README "Notifications")."""
-    return {"attempts": int(os.environ.get("WEIBAO_DELIVERY_ATTEMPTS") or 12),
-            "first_retry": _duration("WEIBAO_DELIVERY_FIRST_RETRY", "0.5m"),
-            "longest_retry": _duration("WEIBAO_DELIVERY_LONGEST_RETRY", "30m"),
-            "resend_after": _duration("WEIBAO_ACK_WITHIN", "30m"),
-            "ack_horizon": _duration("WEIBAO_ACK_LINK_TTL", "7d")}
+    from activities import config
+    from activities.settings import duration
+
+    s = config.settings()
+    return {"attempts": s.delivery_attempts, "first_retry": duration(s.delivery_first_retry),
+            "longest_retry": duration(s.delivery_longest_retry), "resend_after": duration(s.ack_within),
+            "ack_horizon": duration(s.ack_link_ttl)}
 
 
 # --- acknowledgement tokens --------------------------------------------------------------

@@ -50,6 +50,18 @@ def _tls_flag(value: Any) -> Any:
     return value
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> timedelta:
+    """A duration written as a number and a unit s, m, h or d ("30s", "5m", "2h", "7d")."""
+    m = _DURATION.match(text)
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a duration above zero such as 30s, 5m, 2h or 7d")
+    return timedelta(seconds=float(m.group(1)) * _SECONDS[m.group(2)])
+
+
 class Settings(BaseSettings):
     """The process configuration. A field named `x` reads WEIBAO_X, unless it names its
     variable (TEMPORAL_*, POSTGRES_*)."""
@@ -115,8 +127,21 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = Field(None, validate_default=True)
     notify_timeout: float = 10.0
+    # delivery's retry budget and acknowledgement (workflows/delivery.py): durations as 30s, 5m, 2h, 7d
+    secret_key: SecretStr | None = None  # signs links; None: one made once in $WEIBAO_DATA_DIR/secret_key
+    delivery_attempts: int = Field(12, ge=1, le=100)
+    delivery_first_retry: str = "30s"
+    delivery_longest_retry: str = "30m"
+    ack_within: str = "30m"
+    ack_link_ttl: str = "7d"
 
     # --- checks (each message says what is wanted and what was given) ----------------------
+
+    @field_validator("delivery_first_retry", "delivery_longest_retry", "ack_within", "ack_link_ttl")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        duration(str(v))
+        return v
 
     @field_validator("event_store", mode="before")
     @classmethod

@@ -5,7 +5,9 @@ month (China Standard Time) it was resolved: tickets handled, share of on-site a
 resolution windows met, median and p90 hours from report to arrival and to
 resolution, the customer's satisfaction and the supervisor's time and quality
 ratings given on close. Breaches and escalations (level 1 and 2) count for the
-person responsible when they were recorded, in the month they were recorded."""
+person responsible when they were recorded, in the month they were recorded. The
+escalations a person acknowledged (of every case kind) count for them in the month they
+acknowledged, with the minutes from the escalation to the acknowledgement (issue 14)."""
 from __future__ import annotations
 
 import math
@@ -16,9 +18,13 @@ from typing import Any
 from eventsourcing.dispatch import singledispatchmethod
 
 from domain import policy
+from domain.complaint import Complaint
+from domain.inspection import Inspection
+from domain.kinds import AGGREGATES, KINDS
+from domain.returns import ReturnCase
 from domain.ticket import Ticket
-from projections.base import (GOALS, ON_SITE, Batch, ReadModel, ReadModelView, Table, deadlines_of, department_of,
-                              hours_between, refs, staff_name)
+from projections.base import (GOALS, ON_SITE, Batch, ReadModel, ReadModelView, Table, case_refs, deadlines_of,
+                              department_of, hours_between, refs, staff_name)
 
 TICKETS = Table(
     "scorecard_tickets",
@@ -38,11 +44,21 @@ ALERTS = Table(
 )
 
 
+ACKS = Table(
+    "scorecard_acknowledgements",
+    (("originator_id", "TEXT"), ("version", "INT"), ("command_id", "TEXT"), ("case_kind", "TEXT"), ("case_id", "TEXT"),
+     ("person", "TEXT"), ("month", "TEXT"), ("level", "INT"), ("minutes", "REAL"), ("at", "TEXT")),
+    key=("originator_id", "version"),
+    indexes=(("month", "person"),),
+)
+
+
 class EngineerScorecard(ReadModel):
     name = "engineer_scorecard"
     title = "Engineer scorecard, per engineer per month"
+    version = 2  # 2: acknowledgements and the minutes to acknowledge
     tickets = TICKETS
-    facts = (ALERTS,)
+    facts = (ALERTS, ACKS)
 
     @singledispatchmethod
     def apply(self, event: Any, batch: Batch) -> None:
@@ -115,6 +131,22 @@ class EngineerScorecard(ReadModel):
             self._alert(e, batch, "escalation", int(e.data.get("level", 1)))
 
 
+    @apply.register(Ticket.EscalationAcknowledged)
+    @apply.register(Complaint.EscalationAcknowledged)
+    @apply.register(ReturnCase.EscalationAcknowledged)
+    @apply.register(Inspection.EscalationAcknowledged)
+    def _(self, e: Any, batch: Batch) -> None:
+        d = e.data
+        kind = type(e).__qualname__.split(".")[0]
+        kind = next(k for k, a in AGGREGATES.items() if a.__name__ == kind)
+        workflow_id = d.get("notice", "").split(":")[0]
+        case_id = workflow_id.removeprefix(KINDS[kind].workflow_prefix)
+        raised = d.get("raised_at")
+        minutes = (hours_between(raised, batch.at(e)) or 0.0) * 60 if raised else None
+        batch.append(ACKS, e, case_kind=kind, case_id=case_id, person=e.actor, month=batch.month(e),
+                     level=d.get("level"), minutes=minutes, at=batch.at(e))
+
+
 # ---------------------------------------------------------------- the report
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -141,14 +173,18 @@ def engineer_scorecard(view: ReadModelView, month: str) -> list[dict[str, Any]]:
     """One row per person with handled tickets or alerts in `month` (YYYY-MM, CST)."""
     tickets = view.select(TICKETS, "month = ? AND engineer IS NOT NULL", [month], order="engineer, ticket_id")
     alerts = view.select(ALERTS, "month = ?", [month], order="person, at")
-    people: dict[str, dict[str, list]] = defaultdict(lambda: {"tickets": [], "alerts": []})
+    acks = view.select(ACKS, "month = ?", [month], order="person, at")
+    people: dict[str, dict[str, list]] = defaultdict(lambda: {"tickets": [], "alerts": [], "acks": []})
     for t in tickets:
         people[t["engineer"]]["tickets"].append(t)
     for a in alerts:
         people[a["person"]]["alerts"].append(a)
+    for a in acks:
+        people[a["person"]]["acks"].append(a)
     out = []
     for person in sorted(people):
-        ts, als = people[person]["tickets"], people[person]["alerts"]
+        ts, als, acked = people[person]["tickets"], people[person]["alerts"], people[person]["acks"]
+        to_ack = [a["minutes"] for a in acked if a["minutes"] is not None]
         goals = {g.value: [0, 0] for g in policy.Goal}  # goal -> [met on time, had the goal]
         for t in ts:
             for goal, deadline in t["deadlines"].items():
@@ -179,6 +215,10 @@ def engineer_scorecard(view: ReadModelView, month: str) -> list[dict[str, Any]]:
             "assessed": len(closed),
             "time_rating_mean": _mean([t["time_rating"] for t in closed]),
             "quality_rating_mean": _mean([t["quality_rating"] for t in closed]),
+            "escalations_acknowledged": len(acked),
+            "minutes_to_acknowledge_median": _hours(statistics.median(to_ack) if to_ack else None),
+            "minutes_to_acknowledge_p90": _hours(percentile(to_ack, 90)),
             "events": refs(events),
+            "acknowledgements": case_refs((a["case_kind"], a["case_id"], a["version"]) for a in acked),
         })
     return out

@@ -9,6 +9,9 @@ import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.delivery import Acknowledgement
+from domain.policy import CST
+from projections.runner import ReadModels, Runner
+from projections.scorecard import engineer_scorecard
 from tests.conftest import REPORT, dispatch, report, sleep_until
 from tests.notify_fixtures import events, eventually, smtp  # noqa: F401 (smtp is a fixture)
 from workflows.delivery import DeliveryWorkflow, delivery_workflow_id
@@ -83,6 +86,7 @@ async def test_an_escalation_is_acknowledged_once_and_sent_once_more_when_nobody
     notice = f"ticket-{s1.ticket_id}:on_site:breach:escalated"
     await eventually(lambda: events(stack, s1.ticket_id, "NotificationSent"), "delivered")
     delivery = env.client.get_workflow_handle(delivery_workflow_id(notice))
+    await env.sleep(30 * MINUTE)  # S001 reads it half an hour later
     ack = await delivery.execute_update(DeliveryWorkflow.acknowledge, Acknowledgement(by="S001", via="api"))
     assert ack.by == "S001" and ack.at is not None
     assert await delivery.result() == {"email": "sent"}  # acknowledged: the delivery is over
@@ -93,6 +97,17 @@ async def test_an_escalation_is_acknowledged_once_and_sent_once_more_when_nobody
     assert [(a["actor"], a["data"]["notice"]) for a in acked] == [("S001", notice)]
     state = stack.store.aggregate("ticket", s1.ticket_id).state
     assert state.notices[notice].acknowledged_by == "S001"
+    # the time to acknowledge shows in S001's scorecard for the month
+    models = ReadModels()
+    try:
+        Runner(stack.store, models, names=["engineer_scorecard"]).catch_up()
+        month = ack.at.astimezone(CST).strftime("%Y-%m")
+        row = next(r for r in engineer_scorecard(models.view("engineer_scorecard"), month) if r["engineer"] == "S001")
+    finally:
+        models.close()
+    assert row["escalations_acknowledged"] == 1
+    assert 30 <= row["minutes_to_acknowledge_median"] < 35
+    assert row["acknowledgements"] == [{"ticket_id": s1.ticket_id, "versions": [acked[0]["version"]]}]
 
     await sleep_until(env, s1.reported_at + 6 * H + 2 * MINUTE)  # past ACK_WITHIN (2 h): no resend
     assert len(smtp.mailbox.to("wu.gang@example.com")) == 1
