@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean venv
+.PHONY: run test bench clean venv chromium
 
 venv: $(STAMP)
 
@@ -17,8 +17,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/weibao run
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(VENV)/bin/python -m pytest -q
+
+# The console's browser tests drive Debian's Chromium (Playwright downloads no browser here).
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && apt-get install -y -q chromium fonts-wqy-microhei; \
+	  else \
+	    echo "make: Chromium is missing ($(CHROMIUM)): run 'sudo apt-get update && sudo apt-get install -y chromium fonts-wqy-microhei'" >&2; \
+	    exit 1; \
+	  fi; }
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/lifecycle.py

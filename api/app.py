@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from activities import config
-from api import cases, errors, escalations, reports, tickets
+from api import cases, console, errors, escalations, lists, reports, tickets
 from api.deps import Services
 
 log = logging.getLogger("weibao.api")
@@ -36,7 +36,7 @@ def create_app(services: Services | None = None) -> FastAPI:
                 app.state.services.close()
                 app.state.services = None
 
-    app = FastAPI(title="weibao", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="weibao", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   generate_unique_id_function=lambda route: route.name,
                   description="Fault tickets (报障/维修派工单) for engineers, supervisors, clerks, managers and "
                               "auditors. Authenticate with `Authorization: Bearer <token>`; every 4xx answer is "
@@ -46,5 +46,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(tickets.router)
     app.include_router(cases.router)
     app.include_router(reports.router)
+    app.include_router(lists.router)
+    console.install(app)  # the web console, `/` to it, and /docs and /redoc with no files from outside
     app.include_router(escalations.router)
     return app

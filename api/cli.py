@@ -4,6 +4,7 @@
                       the other processes, print where they are; Ctrl-C stops them all
     weibao token STAFF_ID            issue an API bearer token (printed once, only its hash kept)
     weibao token --revoke STAFF_ID   revoke every token of that staff member
+    weibao login-link STAFF_ID       print a one-time sign-in link to the web console
     weibao projections status        each read model's position and lag behind the event store
     weibao projections rebuild NAME  rebuild one read model from the first event
 """
@@ -97,6 +98,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"weibao: event store {settings.event_store} ({where}); Ctrl-C stops everything", flush=True)
         print(f"weibao: API at {api_url()} (docs at {api_url()}/docs; `weibao token STAFF_ID` for a token)",
               flush=True)
+        print(f"weibao: console at {api_url()}/console/ (`weibao login-link STAFF_ID` for a sign-in link)",
+              flush=True)
         while True:
             for name, p in children:
                 if p.poll() is not None:
@@ -139,6 +142,20 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_login_link(args: argparse.Namespace) -> int:
+    from api.console.auth import login_link, login_link_ttl
+
+    staff = config.load_org().get(args.staff_id)
+    if staff is None:
+        print(f"weibao: {args.staff_id} is not on the staff of {config.org_file()}", file=sys.stderr)
+        return 2
+    minutes = int(login_link_ttl().total_seconds() // 60)
+    print(f"weibao: console sign-in link for {staff.id} ({staff.name}, {staff.role}); it works once, "
+          f"within {minutes} min", file=sys.stderr)
+    print(login_link(staff.id))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="weibao", description="weibao (维保) service desk")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("staff_id", metavar="STAFF_ID", help="a staff id of the org file (WEIBAO_ORG_FILE)")
     token.add_argument("--revoke", action="store_true", help="revoke every token of STAFF_ID")
     token.set_defaults(func=cmd_token)
+    link = sub.add_parser("login-link", help="print a one-time console sign-in link for a staff member")
+    link.add_argument("staff_id", metavar="STAFF_ID", help="a staff id of the org file (WEIBAO_ORG_FILE)")
+    link.set_defaults(func=cmd_login_link)
     from projections.cli import add_parser as add_projections_parser
     add_projections_parser(sub)  # weibao projections status | rebuild NAME
     from api.notifications_cli import add_parser as add_notifications_parser

@@ -20,7 +20,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store import EventStore, fill_case_ids
-from api import errors
+from api import errors, lists
 from api.deps import TEMPORAL_ERRORS, CurrentStaff, ReadModelsDep, Services, Svc, from_temporal, idempotent
 from api.errors import ApiError, not_found, require
 from api.idempotency import IdempotencyKey
@@ -140,7 +140,9 @@ async def report_ticket(report: ReportTicket, staff: CurrentStaff, svc: Svc,
 
 
 async def take_step(svc: Services, staff: Staff, ticket_id: str, step: str, data: dict[str, Any],
-                    key: str | None) -> Any:
+                    key: str | None, actor: str | None = None) -> Any:
+    """The step, once `staff` may take it; recorded with `actor` when the step is someone
+    else's own act taken through this person (the customer's sign-off on their phone)."""
     async def run(token: str | None) -> dict[str, Any]:
         current = await svc.io(_current, svc.store, ticket_id)
         if current is None:
@@ -149,7 +151,7 @@ async def take_step(svc: Services, staff: Staff, ticket_id: str, step: str, data
         handle = svc.client.get_workflow_handle(ticket_workflow_id(ticket_id))
         try:
             state = await handle.execute_update(
-                TicketWorkflow.step, StepCommand(step=step, actor=staff.id, data=data),
+                TicketWorkflow.step, StepCommand(step=step, actor=actor or staff.id, data=data),
                 id=f"idem-{token}" if token else None)
         except TEMPORAL_ERRORS as e:
             raise from_temporal(e, f"ticket {ticket_id}") from None
@@ -247,13 +249,20 @@ async def list_tickets(
     status: Literal[STATUSES] | None = None,  # type: ignore[valid-type]
     assignee: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     breached: bool | None = None,
+    customer: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    from_: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}-\d{2}$",
+                                       description="reported on or after this day (CST)")] = None,
+    to: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$",
+                                    description="reported on or before this day (CST)")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Any:
     """The ticket list (the `ticket_list` read model), newest report first; engineers see their own."""
     decision, assignee = permissions.may_list_tickets(staff, assignee)
     require(decision)
-    rows = await run_in_threadpool(ticket_list.list_tickets, status, assignee, breached, limit + 1, offset,
-                                   view=models.view(ticket_list.TicketList.name))
+    start, end = lists.day_bounds(from_, to)
+    rows = await run_in_threadpool(lambda: lists.ticket_rows(
+        models.view(ticket_list.TicketList.name), status=status, assignee=assignee,
+        breached=breached, customer=customer, start=start, end=end, limit=limit + 1, offset=offset))
     return {"items": rows[:limit], "limit": limit, "offset": offset,
             "next_offset": offset + limit if len(rows) > limit else None}

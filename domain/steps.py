@@ -131,6 +131,10 @@ class SignOff(Payload):
     signature: str = Field(min_length=1, max_length=200)
     satisfaction: int = Field(ge=1, le=5)
     opinion: str = Field(default="", max_length=2000)
+    entered_by: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="the staff id of whoever typed it in for a customer without a phone; none when the customer "
+                    "signed on their own device (the event's actor is then customer:<name>)")
 
 
 class Close(Payload):

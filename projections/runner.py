@@ -29,6 +29,7 @@ from activities.store import open_store, store_env
 from projections.base import (EventKeys, PositionConflict, PostgresReadModelView, ReadModel, ReadModelView,
                               SQLiteReadModelView, event_keys)
 from projections.candidates import Candidates
+from projections.case_list import CaseList
 from projections.departments import DepartmentAccountability
 from projections.escalations import EscalationLog
 from projections.faults import FaultRegister
@@ -40,7 +41,7 @@ log = logging.getLogger("weibao.projections")
 
 READ_MODELS: tuple[type[ReadModel], ...] = (  # costliest to apply first (see `groups`)
     TicketList, EngineerScorecard, Candidates, SlaCompliance, EscalationLog, FaultRegister,
-    DepartmentAccountability,
+    DepartmentAccountability, CaseList,
 )
 BY_NAME = {m.name: m for m in READ_MODELS}
 UPSTREAM = "tickets"  # the EventStore application's name: the tracked notification log

@@ -1,0 +1,610 @@
+"""The console's pages: server-rendered (Jinja2) with htmx for the parts that change in
+place. Every page asks domain.permissions what this person may see and do, masks what
+their role may not see (the same `permissions.mask` the API uses), and takes a step
+through the same function the API's step route calls (`api.tickets.take_step`), so the
+console has no rule of its own."""
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from api import lists
+from api.console import auth, present
+from api.console.auth import COOKIE, Session, Sessions
+from api.deps import ReadModelsDep, Services, Svc
+from api.errors import ApiError
+from domain import chain, kinds, lifecycle, permissions
+from domain.casework import IllegalStep
+from domain.org import Staff
+from domain.permissions import TicketFacts
+from domain.policy import CST
+from domain.steps import STEPS
+from projections import case_list, ticket_list
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals.update(cst=present.cst, utc=present.utc, GOAL_WORDS=present.GOAL_WORDS,
+                             STATUS_WORDS=present.STATUS_WORDS)
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+CASE_KINDS = {"complaint": "Complaints", "return": "Returns", "plan": "Plans", "inspection": "Visits"}
+
+
+# --- the console's own parts, per process ------------------------------------------------------
+
+class Parts:
+    """What the console keeps beside the API's services: its sessions and, opened on first
+    use, the notification outbox (the delivery attempts a ticket's page shows)."""
+
+    def __init__(self, svc: Services):
+        self.sessions = Sessions(svc.tokens.db)
+        self._outbox: Any = None
+        self._svc = svc
+
+    def outbox(self) -> Any:
+        if self._outbox is None:
+            from activities.outbox import Outbox
+            self._outbox = Outbox()
+            self._svc.closers.append(self._outbox.close)
+        return self._outbox
+
+
+def parts(svc: Services) -> Parts:
+    p = svc.__dict__.get("_console_parts")
+    if p is None:
+        p = svc.__dict__["_console_parts"] = Parts(svc)
+    return p
+
+
+# --- who is asking -------------------------------------------------------------------------------
+
+class SignInRequired(Exception):
+    """No live session: the page asks to sign in with a link."""
+
+
+class Refused(Exception):
+    def __init__(self, status: int, title: str, detail: str):
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+
+class User:
+    def __init__(self, staff: Staff, session: Session, sid: str):
+        self.staff, self.session, self.sid = staff, session, sid
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf
+
+
+async def console_user(request: Request, svc: Svc) -> User:
+    sid = request.cookies.get(COOKIE)
+    session = await svc.io(parts(svc).sessions.get, sid) if sid else None
+    if session is None:
+        raise SignInRequired
+    staff = svc.org.get(session.staff_id)
+    if staff is None:
+        raise SignInRequired
+    request.state.staff_id = staff.id
+    return User(staff, session, sid)
+
+
+async def form_user(request: Request, user: Annotated[User, Depends(console_user)]) -> User:
+    """The user of a form post, once its CSRF token is the session's."""
+    form = await request.form()
+    sent = form.get(auth.CSRF_FIELD) or request.headers.get(auth.CSRF_HEADER)
+    if not auth.csrf_ok(user.session, sent if isinstance(sent, str) else None):
+        raise Refused(403, "Refused", "this form has no valid CSRF token (反跨站请求伪造校验失败): reload the page "
+                                      "and send it again")
+    return user
+
+
+ConsoleUser = Annotated[User, Depends(console_user)]
+FormUser = Annotated[User, Depends(form_user)]
+
+
+def nav(staff: Staff) -> list[tuple[str, str]]:
+    items = [("/console/", "My work" if staff.role == "engineer" else "Queue")]
+    for kind, title in CASE_KINDS.items():
+        if permissions.may_read_case(staff, kind):
+            items.append((f"/console/cases/{kind}", title))
+    if permissions.may_read_reports(staff):
+        items.append(("/console/reports", "Reports"))
+    items.append(("/docs", "API"))
+    return items
+
+
+def page(request: Request, name: str, user: User | None, status: int = 200, **context: Any) -> HTMLResponse:
+    base = {"user": user, "staff": user.staff if user else None, "csrf": user.csrf if user else "",
+            "nav": nav(user.staff) if user else [], "path": request.url.path}
+    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+    return secure(response)
+
+
+def secure(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
+                                                   "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def refused_page(request: Request, exc: Refused) -> HTMLResponse:
+    return page(request, "error.html", None, exc.status, title=exc.title, detail=exc.detail)
+
+
+def sign_in_page(request: Request, exc: SignInRequired) -> HTMLResponse:
+    return page(request, "signin_needed.html", None, 401)
+
+
+def _require(decision: permissions.Decision) -> None:
+    if not decision:
+        raise Refused(403, "Not for your role", decision.reason)
+
+
+# --- sign in and out --------------------------------------------------------------------------
+
+@router.get("/signin/{token}", response_class=HTMLResponse)
+async def signin_form(request: Request, token: str, svc: Svc) -> Response:
+    try:
+        staff_id, nonce = auth.read_login_token(token)
+    except auth.BadLink as e:
+        raise Refused(400, "Sign-in link not valid", str(e)) from None
+    staff = svc.org.get(staff_id)
+    if staff is None or await svc.io(parts(svc).sessions.link_used, nonce):
+        raise Refused(400, "Sign-in link not valid", "this sign-in link has been used already; ask for a new one "
+                                                     "(weibao login-link STAFF_ID)")
+    return page(request, "signin.html", None, who=staff, token=token, link_csrf=auth.link_csrf(token))
+
+
+@router.post("/signin/{token}")
+async def signin(request: Request, token: str, svc: Svc) -> Response:
+    form = await request.form()
+    if not auth.link_csrf_ok(token, form.get(auth.CSRF_FIELD)):  # type: ignore[arg-type]
+        raise Refused(403, "Refused", "this form has no valid CSRF token: open the sign-in link again")
+    try:
+        staff_id, nonce = auth.read_login_token(token)
+    except auth.BadLink as e:
+        raise Refused(400, "Sign-in link not valid", str(e)) from None
+    staff = svc.org.get(staff_id)
+    sessions = parts(svc).sessions
+    if staff is None or not await svc.io(sessions.use_link, nonce, "signin", staff_id):
+        raise Refused(400, "Sign-in link not valid", "this sign-in link has been used already; ask for a new one")
+    sid, session = await svc.io(sessions.open, staff.id)
+    response = RedirectResponse("/console/", status_code=303)
+    response.set_cookie(COOKIE, sid, max_age=int((session.expires_at - datetime.now(timezone.utc)).total_seconds()),
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/")
+    return response
+
+
+@router.post("/signout")
+async def signout(user: FormUser, svc: Svc) -> Response:
+    await svc.io(parts(svc).sessions.end, user.sid)
+    response = RedirectResponse("/console/signed-out", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/signed-out", response_class=HTMLResponse)
+async def signed_out(request: Request) -> Response:
+    return page(request, "signed_out.html", None)
+
+
+# --- the queue ---------------------------------------------------------------------------------
+
+def _filters(request: Request) -> dict[str, str | None]:
+    q = request.query_params
+    names = ("kind", "status", "customer", "assignee", "department", "severity", "from", "to")
+    return {n: (q.get(n) or "").strip() or None for n in names}
+
+
+def queue_items(svc: Services, models: Any, staff: Staff, f: dict[str, str | None],
+                now: datetime) -> list[dict[str, Any]]:
+    """Open tickets and cases this person may see, the next deadline first."""
+    org = svc.org
+    start, end = lists.day_bounds(f["from"], f["to"])
+    items: list[dict[str, Any]] = []
+    kind = f["kind"]
+    if kind in (None, "ticket"):
+        decision, assignee = permissions.may_list_tickets(staff, f["assignee"])
+        if decision:
+            rows = lists.ticket_rows(models.view(ticket_list.TicketList.name), org, status=f["status"],
+                                     assignee=assignee, customer=f["customer"], department=f["department"],
+                                     severity=f["severity"], start=start, end=end, open_only=True, limit=500)
+            alarms = case_list.ticket_alarms([str(_ticket_uuid(r["ticket_id"])) for r in rows],
+                                             view=models.view(case_list.CaseList.name))
+            for r in rows:
+                a = alarms.get(str(_ticket_uuid(r["ticket_id"]))) or {}
+                items.append(_item(org, "ticket", r["ticket_id"], r["status"], r.get("customer"),
+                                   permissions.ticket_department(org, TicketFacts(r.get("assignee"), r.get("supervisor"))),
+                                   r.get("assignee") or r.get("supervisor"), r.get("severity"), r.get("reported_at"),
+                                   r.get("deadlines") or {}, r.get("met") or {}, a, now))
+    if f["severity"] is None and (f["assignee"] is None or staff.role == "engineer"):
+        for k in case_list.LIST_KINDS:
+            if kind not in (None, k) or not permissions.may_read_case(staff, k):
+                continue
+            if staff.role == "engineer" and k != "inspection":
+                continue
+            rows = lists.case_rows(models.view(case_list.CaseList.name), staff, k, status=f["status"],
+                                   customer=f["customer"], department=f["department"], start=start, end=end,
+                                   open_only=True, limit=500)
+            for r in rows:
+                items.append(_item(org, k, r["case_id"], r["status"], r.get("customer"), r.get("department"),
+                                   r.get("responsible"), None, r.get("opened_at"), r.get("deadlines") or {},
+                                   r.get("met") or {}, r, now))
+    items.sort(key=lambda i: (i["next_deadline"] is None, i["next_deadline"] or now, i["id"]))
+    return items
+
+
+def _ticket_uuid(ticket_id: str) -> Any:
+    from domain.chained import case_uuid
+    return case_uuid("ticket", ticket_id)
+
+
+def _item(org: Any, kind: str, case_id: str, status: str, customer: str | None, department: str | None,
+          responsible: str | None, severity: str | None, opened_at: Any, deadlines: dict, met: dict,
+          alarms: dict, now: datetime) -> dict[str, Any]:
+    nd = present.next_deadline(deadlines, met)
+    sla = present.sla_state(org, met=met, windows=deadlines, warned=alarms.get("warned") or [],
+                            breached=alarms.get("breached") or [], escalations=alarms.get("escalations") or [])
+    link = f"/console/tickets/{case_id}" if kind == "ticket" else f"/console/cases/{kind}/{case_id}"
+    return {"kind": kind, "id": case_id, "link": link, "status": status, "customer": customer or "",
+            "department": present.dept_name(org, department), "responsible": present.who(org, responsible),
+            "severity": severity or "", "opened_at": opened_at, "next_deadline": nd,
+            "time_left": present.time_left(nd, now) if nd else "", "overdue": bool(nd and nd < now), "sla": sla}
+
+
+@router.get("/", response_class=HTMLResponse)
+async def queue(request: Request, user: ConsoleUser, svc: Svc, models: ReadModelsDep) -> Response:
+    f = _filters(request)
+    now = datetime.now(timezone.utc)
+    try:
+        items = await svc.io(queue_items, svc, models, user.staff, f, now)
+    except ApiError as e:
+        raise Refused(e.status, "Bad filter", e.detail) from None
+    departments = sorted(svc.org.departments.values(), key=lambda d: d.name)
+    context = dict(items=items, f=f, now=now, departments=departments, statuses=ticket_list.STATUSES,
+                   engineer=user.staff.role == "engineer", kinds=["ticket", *case_list.LIST_KINDS])
+    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "queue-rows":
+        return page(request, "_queue_rows.html", user, **context)
+    return page(request, "queue.html", user, **context)
+
+
+# --- a ticket -----------------------------------------------------------------------------------
+
+async def _ticket_events(svc: Services, staff: Staff, ticket_id: str) -> tuple[list[dict], int | None, Any]:
+    events, damaged = await svc.io(svc.store.read_history, "ticket", ticket_id)
+    if not events:
+        raise Refused(404, "No such ticket", f"no ticket {ticket_id}")
+    state = kinds.replay("ticket", ticket_id, events)
+    _require(permissions.may_read_ticket(staff, TicketFacts.of(state)))
+    return events, damaged, state
+
+
+def timeline(svc: Services, staff: Staff, kind: str, events: list[dict[str, Any]],
+             attempts: bool = True) -> list[dict[str, Any]]:
+    org, out = svc.org, []
+    for e in events:
+        data = permissions.mask(staff, e["data"])
+        sentence, fields = present.describe(org, kind, e["type"], data)
+        item = {"version": e["version"], "type": e["type"], "at": e["at"], "actor": e["actor"],
+                "actor_words": present.who(org, e["actor"]), "sentence": sentence, "fields": fields,
+                "mark": present.MARKS.get(e["type"], ""), "recorded_at": e["recorded_at"], "attempts": []}
+        if attempts and e["type"] in ("NotificationSent", "NotificationGivenUp") and data.get("notice"):
+            try:
+                item["attempts"] = parts(svc).outbox().attempts(data["notice"])
+            except Exception:  # noqa: BLE001 - the attempts are a detail; the event stands on its own
+                item["attempts"] = []
+        out.append(item)
+    return out
+
+
+def state_view(svc: Services, staff: Staff, state: Any, now: datetime) -> dict[str, Any]:
+    """What the state panel shows: the masked state and its SLA words."""
+    s = permissions.mask(staff, state.model_dump(mode="json"))
+    deadlines = {g: w["deadline"] for g, w in s.get("windows", {}).items()}
+    met = s.get("met", {})
+    sla = present.sla_state(svc.org, met=met, windows=deadlines if state.is_open else {},
+                            warned=[a["goal"] for a in s.get("warnings", [])],
+                            breached=[a["goal"] for a in s.get("breaches", [])],
+                            escalations=s.get("escalations", []))
+    goals = []
+    for g, d in deadlines.items():
+        breached = any(a["goal"] == g for a in s.get("breaches", []))
+        goals.append({"goal": present.GOAL_WORDS.get(g, g), "deadline": d, "met": met.get(g), "breached": breached,
+                      "left": present.time_left(d, now) if g not in met and state.is_open else ""})
+    return {"s": s, "sla": sla, "goals": goals,
+            "people": {k: present.who(svc.org, s.get(k)) for k in ("assignee", "supervisor", "received_by")}}
+
+
+def step_choices(svc: Services, staff: Staff, state: Any) -> list[dict[str, Any]]:
+    """The ticket steps this person may take: those legal now as forms, the others with
+    the reason they are not (domain.lifecycle.check). Nothing for a reader who changes nothing."""
+    org, out = svc.org, []
+    facts = TicketFacts.of(state)
+    engineers = [s for s in org.staff.values() if s.role in permissions.DISPATCHABLE_ROLES
+                 and s.department == staff.department]
+    for step, (_, model) in STEPS.items():
+        probe = {"engineer": engineers[0].id} if step == "dispatch" and engineers else {}
+        if not permissions.may_step_ticket(org, staff, step, facts, probe):
+            continue
+        prefill: dict[str, Any] = {}
+        if step == "return-equipment":
+            prefill["receipt_no"] = state.equipment_receipt or ""
+        if step == "retrieve-backup":
+            prefill["unit"] = state.backup_unit or ""
+        if step == "triage":
+            prefill.update(severity=state.severity, zone=state.zone)
+        if step == "arrive":
+            prefill["staff_id_shown"] = True
+        try:
+            lifecycle.check(state, step, prefill)
+            reason = None
+        except IllegalStep as e:
+            reason = e.reason
+        choices = {"engineer": [(s.id, f"{s.name} · {s.id}") for s in engineers]} if step == "dispatch" else None
+        out.append({"step": step, "title": (model.__doc__ or step).strip().split("\n")[0], "reason": reason,
+                    "fields": present.form_fields(model, org, prefill, choices), "idem": uuid.uuid4().hex})
+    return out
+
+
+async def ticket_context(request: Request, user: User, svc: Services, models: Any, ticket_id: str) -> dict[str, Any]:
+    events, damaged, state = await _ticket_events(svc, user.staff, ticket_id)
+    now = datetime.now(timezone.utc)
+    first, last = events[0]["at"], max(events[-1]["at"], now if state.is_open else events[-1]["at"])
+    links = await svc.io(lambda: ticket_list.linked_cases(ticket_id, view=models.view(ticket_list.TicketList.name)))
+    steps = step_choices(svc, user.staff, state)
+    sign = None
+    if state.status == "resolved" and any(s["step"] == "sign-off" and s["reason"] is None for s in steps):
+        token = auth.sign_token(ticket_id, user.staff.id)
+        url = f"{_public_base(request)}/console/sign/{token}"
+        sign = {"url": url, "qr": _qr_svg(url)}
+    return dict(ticket_id=ticket_id, timeline=timeline(svc, user.staff, "ticket", events), damaged=damaged,
+                state=state_view(svc, user.staff, state, now), steps=steps, links=links, sign=sign,
+                slider={"min": int(first.timestamp()), "max": int(last.timestamp()) + 1,
+                        "marks": [int(e["at"].timestamp()) for e in events]},
+                as_of=None, now=now, printable=False)
+
+
+def _public_base(request: Request) -> str:
+    from activities import config
+    try:
+        return config.public_url()
+    except Exception:  # noqa: BLE001
+        return str(request.base_url).rstrip("/")
+
+
+def _qr_svg(url: str) -> str:
+    import qrcode
+    from qrcode.image.svg import SvgPathImage
+
+    img = qrcode.make(url, image_factory=SvgPathImage, box_size=8, border=2)
+    return img.to_string(encoding="unicode")
+
+
+@router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
+async def ticket_page(request: Request, ticket_id: str, user: ConsoleUser, svc: Svc,
+                      models: ReadModelsDep) -> Response:
+    context = await ticket_context(request, user, svc, models, ticket_id)
+    flash = request.query_params.get("done")
+    return page(request, "ticket.html", user, flash=f"Recorded: {flash}" if flash in STEPS else None, **context)
+
+
+@router.get("/tickets/{ticket_id}/record", response_class=HTMLResponse)
+async def dispute_record(request: Request, ticket_id: str, user: ConsoleUser, svc: Svc) -> Response:
+    """The printable dispute record: the whole history with the chain check, for a manager to hand over."""
+    events, damaged, state = await _ticket_events(svc, user.staff, ticket_id)
+    now = datetime.now(timezone.utc)
+    bad = chain.verify(events)
+    if damaged is not None and (bad is None or damaged < bad):
+        bad = damaged
+    return page(request, "record.html", user, ticket_id=ticket_id, timeline=timeline(svc, user.staff, "ticket", events),
+                state=state_view(svc, user.staff, state, now), bad=bad, now=now, versions=len(events))
+
+
+@router.get("/tickets/{ticket_id}/state", response_class=HTMLResponse)
+async def ticket_state(request: Request, ticket_id: str, user: ConsoleUser, svc: Svc) -> Response:
+    """The state panel as of an instant (the slider): the one fold over the events up to it."""
+    raw = request.query_params.get("as_of_ts") or request.query_params.get("as_of")
+    events, damaged, current = await _ticket_events(svc, user.staff, ticket_id)
+    try:
+        as_of = (datetime.fromtimestamp(int(raw), timezone.utc) if raw and raw.isdigit()
+                 else present.as_datetime(raw) if raw else None)
+    except (ValueError, OverflowError):
+        raise Refused(422, "Bad instant", f"as_of: {raw!r} is not an instant") from None
+    state = kinds.replay("ticket", ticket_id, events, as_of=as_of) if as_of else current
+    if state.status == "new":
+        state = kinds.replay("ticket", ticket_id, events[:1])
+    shown = sum(1 for e in events if as_of is None or e["at"] <= as_of)
+    return page(request, "_state.html", user, state=state_view(svc, user.staff, state, as_of or
+                                                               datetime.now(timezone.utc)),
+                as_of=as_of, shown=shown, total=len(events), ticket_id=ticket_id)
+
+
+@router.get("/tickets/{ticket_id}/verify", response_class=HTMLResponse)
+async def ticket_verify(request: Request, ticket_id: str, user: ConsoleUser, svc: Svc) -> Response:
+    """The verification badge: GET /tickets/{id}/verify's own answer."""
+    from api.tickets import verify
+    try:
+        result = await verify(ticket_id, user.staff, svc)
+    except ApiError as e:
+        raise Refused(e.status, "Cannot verify", e.detail) from None
+    return page(request, "_verify.html", user, v=result)
+
+
+@router.post("/tickets/{ticket_id}/steps/{step}", response_class=HTMLResponse)
+async def take_ticket_step(request: Request, ticket_id: str, step: str, user: FormUser, svc: Svc,
+                           models: ReadModelsDep) -> Response:
+    from api.tickets import take_step
+    if step not in STEPS:
+        raise Refused(404, "No such step", f"no step {step!r}; steps are {', '.join(STEPS)}")
+    model = STEPS[step][1]
+    form = await request.form()
+    data = present.form_data(model, form)
+    if step == "sign-off":  # typed in by staff for a customer without a phone: the record says so
+        data["entered_by"] = user.staff.id
+    error = None
+    try:
+        payload = model.model_validate(data).model_dump(mode="json")
+        idem = form.get("idem")
+        await take_step(svc, user.staff, ticket_id, step, payload, str(idem) if idem else None)
+    except ValidationError as e:
+        err = e.errors()[0]
+        error = f"{'.'.join(str(p) for p in err['loc']) or step}: {err['msg']}"
+        status = 422
+    except ApiError as e:
+        error, status = e.detail, e.status
+    if error is None:
+        return RedirectResponse(f"/console/tickets/{ticket_id}?done={step}", status_code=303)
+    context = await ticket_context(request, user, svc, models, ticket_id)
+    return page(request, "ticket.html", user, status, error=f"{step} refused: {error}", **context)
+
+
+# --- the customer's sign-off ------------------------------------------------------------------
+
+def _resolution(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return next((e["data"] for e in reversed(events) if e["type"] == "Resolved"), {})
+
+
+async def _sign_context(svc: Services, token: str) -> dict[str, Any]:
+    try:
+        ticket_id, issued_by, nonce = auth.read_sign_token(token)
+    except auth.BadLink as e:
+        raise Refused(400, "Link not valid", str(e)) from None
+    if await svc.io(parts(svc).sessions.link_used, nonce):
+        raise Refused(400, "Link used", "this sign-off link has been used already; thank you")
+    events, _ = await svc.io(svc.store.read_history, "ticket", ticket_id)
+    if not events:
+        raise Refused(404, "No such ticket", f"no ticket {ticket_id}")
+    state = kinds.replay("ticket", ticket_id, events)
+    fix = _resolution(events)
+    return dict(ticket_id=ticket_id, issued_by=issued_by, nonce=nonce, token=token, st=state,
+                engineer=present.who(svc.org, state.assignee), fix=fix, link_csrf=auth.link_csrf(token))
+
+
+@router.get("/sign/{token}", response_class=HTMLResponse)
+async def sign_form(request: Request, token: str, svc: Svc) -> Response:
+    """The customer's own page: what was done, and their signature and rating (客户签字)."""
+    context = await _sign_context(svc, token)
+    return page(request, "sign.html", None, **context)
+
+
+@router.post("/sign/{token}", response_class=HTMLResponse)
+async def sign(request: Request, token: str, svc: Svc) -> Response:
+    from api.tickets import take_step
+    form = await request.form()
+    if not auth.link_csrf_ok(token, form.get(auth.CSRF_FIELD)):  # type: ignore[arg-type]
+        raise Refused(403, "Refused", "this form has no valid CSRF token: open the link again")
+    context = await _sign_context(svc, token)
+    engineer = svc.org.get(context["issued_by"])
+    if engineer is None:
+        raise Refused(400, "Link not valid", "the link's issuer is no longer on the staff")
+    model = STEPS["sign-off"][1]
+    rating = str(form.get("satisfaction") or "")
+    data = {"signature": str(form.get("signature") or "").strip(),
+            "satisfaction": int(rating) if rating.isdigit() else rating,
+            "opinion": str(form.get("opinion") or "")}
+    try:
+        payload = model.model_validate(data).model_dump(mode="json")
+    except ValidationError as e:
+        err = e.errors()[0]
+        return page(request, "sign.html", None, 422, error=f"{'.'.join(map(str, err['loc']))}: {err['msg']}",
+                    **context)
+    sessions, nonce = parts(svc).sessions, context["nonce"]
+    if not await svc.io(sessions.use_link, nonce, "signoff", context["ticket_id"]):
+        raise Refused(400, "Link used", "this sign-off link has been used already; thank you")
+    try:
+        await take_step(svc, engineer, context["ticket_id"], "sign-off", payload, f"signoff-{nonce}",
+                        actor=f"customer:{payload['signature']}")
+    except ApiError as e:
+        await svc.io(sessions.release_link, nonce)
+        return page(request, "sign.html", None, e.status, error=e.detail, **context)
+    return page(request, "signed.html", None, ticket_id=context["ticket_id"], signature=payload["signature"])
+
+
+# --- complaints, returns, plans and visits ---------------------------------------------------------
+
+@router.get("/cases/{kind}", response_class=HTMLResponse)
+async def case_list_page(request: Request, kind: str, user: ConsoleUser, svc: Svc,
+                         models: ReadModelsDep) -> Response:
+    if kind not in CASE_KINDS:
+        raise Refused(404, "No such list", f"no list of {kind!r}")
+    _require(permissions.may_read_case(user.staff, kind))
+    f = _filters(request)
+    try:
+        start, end = lists.day_bounds(f["from"], f["to"])
+    except ApiError as e:
+        raise Refused(422, "Bad filter", e.detail) from None
+    rows = await svc.io(lambda: lists.case_rows(models.view(case_list.CaseList.name), user.staff, kind,
+                                                status=f["status"], customer=f["customer"],
+                                                department=f["department"], start=start, end=end, limit=200))
+    now = datetime.now(timezone.utc)
+    items = [_item(svc.org, kind, r["case_id"], r["status"], r.get("customer"), r.get("department"),
+                   r.get("responsible"), None, r.get("opened_at"), r.get("deadlines") or {}, r.get("met") or {},
+                   r, now) for r in rows]
+    departments = sorted(svc.org.departments.values(), key=lambda d: d.name)
+    return page(request, "cases.html", user, kind=kind, title=CASE_KINDS[kind], items=items, f=f,
+                departments=departments)
+
+
+@router.get("/cases/{kind}/{case_id}", response_class=HTMLResponse)
+async def case_page(request: Request, kind: str, case_id: str, user: ConsoleUser, svc: Svc) -> Response:
+    if kind not in CASE_KINDS:
+        raise Refused(404, "No such case kind", f"no case kind {kind!r}")
+    _require(permissions.may_read_case(user.staff, kind))
+    events, damaged = await svc.io(svc.store.read_history, kind, case_id)
+    if not events:
+        raise Refused(404, "No such case", f"no {kind} {case_id}")
+    state = kinds.replay(kind, case_id, events)
+    now = datetime.now(timezone.utc)
+    s = permissions.mask(user.staff, state.model_dump(mode="json"))
+    simple = {k: v for k, v in s.items() if not isinstance(v, (dict, list)) and v not in (None, "")}
+    return page(request, "case.html", user, kind=kind, title=CASE_KINDS[kind][:-1], case_id=case_id,
+                timeline=timeline(svc, user.staff, kind, events), state=state_view(svc, user.staff, state, now),
+                simple=simple, intact=chain.verify(events) is None and damaged is None)
+
+
+# --- reports ----------------------------------------------------------------------------------------
+
+def _this_month() -> str:
+    now = datetime.now(CST)
+    return f"{now.year:04d}-{now.month:02d}"
+
+
+@router.get("/reports", response_class=HTMLResponse)
+async def reports_page(request: Request, user: ConsoleUser, svc: Svc, models: ReadModelsDep) -> Response:
+    from api.console import reports
+    _require(permissions.may_read_reports(user.staff))
+    month = request.query_params.get("month") or _this_month()
+    if not reports.valid_month(month):
+        raise Refused(422, "Bad month", f"month: {month!r} is not a month as YYYY-MM")
+    sections = await svc.io(reports.sections, models, svc.org, month)
+    return page(request, "reports.html", user, month=month, sections=sections)
+
+
+@router.get("/reports/{name}.{ext}")
+async def report_download(request: Request, name: str, ext: str, user: ConsoleUser, svc: Svc,
+                          models: ReadModelsDep) -> Response:
+    from api.console import reports
+    _require(permissions.may_read_reports(user.staff))
+    month = request.query_params.get("month") or _this_month()
+    if not reports.valid_month(month) or name not in reports.REPORTS or ext not in ("csv", "xlsx"):
+        raise Refused(404, "No such report", f"no report {name}.{ext} for {month!r}")
+    rows = await svc.io(reports.rows, models, name, month)
+    filename = f"{name}-{month}.{ext}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if ext == "csv":
+        from api.reports import to_csv
+        return Response(to_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
+    return Response(reports.to_xlsx(name, rows), headers=headers,
+                    media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
