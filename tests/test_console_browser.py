@@ -128,3 +128,84 @@ async def test_a_manager_moves_the_as_of_slider_to_before_a_breach_and_sees_the_
         await expect(state).to_contain_text("open: 1 min left")
         await expect(state).not_to_contain_text("breached")
         await expect(page.locator("#as-of-label")).not_to_have_text("now")
+
+
+async def test_an_auditor_sees_contact_fields_masked_and_no_step_form(console, people):
+    ticket = await dispatched(console, customer="Qujing Hospital", confidential_notes="BMC root password Xy9!")
+    async with people() as page:
+        await sign_in(page, console, "A001")
+        await page.goto(f"{console.base}/console/tickets/{ticket}")
+        state = page.get_by_role("region", name="State", exact=True)
+        await expect(state).to_contain_text("Contact phone***")
+        await expect(state).to_contain_text("Confidential notes***")
+        await expect(page.locator("body")).not_to_contain_text("0871-6300000")
+        await expect(page.locator("body")).not_to_contain_text("Xy9!")
+        await expect(page.get_by_role("heading", name="Steps")).to_have_count(0)
+        await expect(page.get_by_role("form", name=re.compile("^Step "))).to_have_count(0)
+        await page.goto(f"{console.base}/console/tickets/{ticket}/record")  # the printable record masks too
+        await expect(page.get_by_role("heading", name=f"Service record of ticket {ticket}")).to_be_visible()
+        await expect(page.locator("body")).not_to_contain_text("0871-6300000")
+
+
+async def test_a_form_posted_without_its_csrf_token_is_refused(console, people):
+    ticket = await console.api.report()
+    async with people() as page:
+        await sign_in(page, console, "S001")
+        await page.goto(f"{console.base}/console/tickets/{ticket}")
+        triage = page.get_by_role("form", name="Step triage")
+        await triage.evaluate("form => form.querySelector('input[name=csrf]').remove()")
+        await triage.get_by_role("button", name="Triage").click()
+        await expect(page.get_by_role("heading", name="Refused")).to_be_visible()
+        await expect(page.get_by_role("alert")).to_contain_text("no valid CSRF token")
+    assert [e["type"] for e in console.api.history(ticket)] == ["Reported"]
+
+
+async def test_a_report_chart_renders_with_the_months_numbers(console, people, tmp_path):
+    ticket = await dispatched(console, customer="Dali Hospital")
+    await console.api.ok(ticket, "arrive", "E001", staff_id_shown=True)
+    await console.api.ok(ticket, "resolve", "E001", cause="PSU failed", resolution="replaced the PSU")
+    await console.api.ok(ticket, "sign-off", "E001", signature="Dr. Zhang", satisfaction=4)
+    month = __import__("api.console.present", fromlist=["cst"]).cst(console.api.history(ticket)[-1]["at"])[:7]
+    async with people() as page:
+        await sign_in(page, console, "M001")
+        await page.goto(f"{console.base}/console/reports?month={month}")
+        chart = page.get_by_role("img", name="Chart: Engineer scorecards")
+        await expect(chart.locator("svg")).to_be_visible()
+        await expect(chart).to_contain_text("Wang Fang (engineer)")
+        await expect(chart).to_contain_text("tickets handled")
+        scorecards = page.get_by_role("table", name="Engineer scorecards")
+        await expect(scorecards).to_contain_text("Wang Fang (engineer)")
+        await expect(scorecards.get_by_role("link", name=re.compile(f"{ticket} @1,"))).to_be_visible()
+        sla = page.get_by_role("img", name="Chart: SLA compliance")
+        await expect(sla).to_contain_text("Dali Hospital")
+        async with page.expect_download() as download:
+            await page.get_by_role("link", name="Excel (.xlsx)").first.click()
+        path = tmp_path / "engineers.xlsx"
+        await (await download.value).save_as(path)
+        from openpyxl import load_workbook
+        sheet = load_workbook(path).active
+        header = [c.value for c in sheet[1]]
+        assert "tickets_handled" in header
+        assert sheet.cell(2, header.index("tickets_handled") + 1).value == 1
+        await scorecards.get_by_role("link", name=re.compile(f"{ticket} @1,")).click()
+        await expect(page.get_by_role("heading", name=f"Ticket {ticket}")).to_be_visible()
+
+
+async def test_the_console_and_the_api_docs_load_nothing_from_outside_the_server(console, people):
+    ticket = await console.api.report()
+    async with people() as page:
+        await page.goto(f"{console.base}/")  # redirected to the console, which asks to sign in
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        await page.goto(f"{console.base}/docs")
+        await expect(page.get_by_role("heading", name=re.compile("weibao"))).to_be_visible()
+        await expect(page.get_by_text("/tickets/{ticket_id}/steps/triage").first).to_be_visible()
+        await page.goto(f"{console.base}/redoc")
+        await expect(page.get_by_role("heading", name="weibao (0.1.0)")).to_be_visible()
+        await expect(page.get_by_role("menuitem", name="steps")).to_be_visible()
+        await sign_in(page, console, "M001")
+        for path in (f"/console/tickets/{ticket}", f"/console/tickets/{ticket}/record", "/console/reports",
+                     "/console/cases/complaint", "/console/cases/inspection"):
+            await page.goto(console.base + path)
+            await page.wait_for_load_state("networkidle")
+    assert any(u.endswith("/console/static/vendor/htmx/htmx.min.js") for u in people.requests.urls)
+    assert any(u.endswith("swagger-ui-bundle.js") for u in people.requests.urls)
