@@ -14,7 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from domain.complaint_rules import RegisterComplaint
 from domain.maintenance import StartPlan
 from domain.return_rules import RequestReturn
-from tests.conftest import STARTED
+from tests.conftest import STARTED, settle
 from workflows.case_messages import (CaseStart, InspectionStart, PlanCommand, PlanStart, RegisterCommand,
                                      RequestCommand, StepCommand)
 from workflows.complaint import ComplaintWorkflow, complaint_workflow_id
@@ -88,24 +88,11 @@ async def start_inspection(client: Client, task_queue: str, due_at, kind: str = 
                                                 due_at=due_at, window=window, **PLAN, responsible=responsible),
         id=inspection_workflow_id(iid), task_queue=task_queue)
     STARTED.append(handle)
-    return handle, await settle(handle, InspectionWorkflow, lambda s: s.status != "new")
+    return handle, await settle(handle, lambda s: s.status != "new", workflow=InspectionWorkflow)
 
 
 async def step(handle: WorkflowHandle, workflow_class: Any, name: str, actor: str, **data: Any):
     return await handle.execute_update(workflow_class.step, StepCommand(step=name, actor=actor, data=data))
-
-
-async def settle(handle: WorkflowHandle, workflow_class: Any, predicate: Callable[[Any], bool],
-                 seconds: float = 10.0):
-    """Query until `predicate(state)` holds: the worker may still be applying a timer
-    that the time-skipping server just fired."""
-    state = None
-    for _ in range(int(seconds / 0.05)):
-        state = await handle.query(workflow_class.current)
-        if predicate(state):
-            return state
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"condition never held; last state: {state}")
 
 
 OPENING_EVENTS = {  # the topic that opens each case -> its workflow id

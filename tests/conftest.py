@@ -6,7 +6,7 @@ import shutil
 import uuid
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import psycopg
 import pytest
@@ -165,19 +165,35 @@ def hours(h: float) -> timedelta:
     return timedelta(hours=h)
 
 
-async def settle(handle: WorkflowHandle, predicate, seconds: float = 10.0):
-    """Query until `predicate(state)` holds: the worker may still be applying a timer
-    that the time-skipping server just fired."""
+async def settle(handle: WorkflowHandle, predicate, seconds: float = 10.0, workflow: Any = None):
+    """Query the case (a ticket unless `workflow` says which class) until `predicate(state)`
+    holds: the worker may still be applying a timer that the time-skipping server just fired."""
     import asyncio
-    from workflows.ticket import TicketWorkflow
 
+    workflow = workflow or TicketWorkflow
     state = None
     for _ in range(int(seconds / 0.05)):
-        state = await handle.query(TicketWorkflow.current)
+        state = await handle.query(workflow.current)
         if predicate(state):
             return state
         await asyncio.sleep(0.05)
     raise AssertionError(f"condition never held; last state: {state}")
+
+
+async def quiet(handle: WorkflowHandle, instant, seconds: float = 10.0, workflow: Any = None):
+    """The case's state once it has raised every alarm due by `instant`: its own schedule
+    (the `pending_alarms` query) has nothing left at or before it. The positive signal to
+    wait for before asserting that something has not happened yet."""
+    import asyncio
+
+    workflow = workflow or TicketWorkflow
+    pending = None
+    for _ in range(int(seconds / 0.05)):
+        pending = await handle.query(workflow.pending_alarms)
+        if all(a.at > instant for a in pending):
+            return await handle.query(workflow.current)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"alarms due by {instant} never raised; pending: {pending}")
 
 
 async def sleep_until(env: WorkflowEnvironment, instant) -> None:

@@ -7,7 +7,8 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from domain import chain
-from tests.case_helpers import ComplaintWorkflow, linked_cases, register_complaint, settle, step
+from tests.case_helpers import ComplaintWorkflow, linked_cases, register_complaint, step
+from tests.conftest import quiet, settle
 from tests.conftest import sleep_until
 
 MINUTE = timedelta(minutes=1)
@@ -27,7 +28,7 @@ async def cstep(handle, name, actor, **data):
 
 
 async def settled(handle, predicate):
-    return await settle(handle, ComplaintWorkflow, predicate)
+    return await settle(handle, predicate, workflow=ComplaintWorkflow)
 
 
 @pytest.mark.parametrize("category,department,head", [
@@ -49,7 +50,7 @@ async def test_acknowledged_and_replied_within_their_windows_never_escalates(env
     await sleep_until(env, s.registered_at + 24 * H - MINUTE)
     await cstep(handle, "reply", "S002", reply="apologised; retrained the engineer", substantiated=True)
     await env.sleep(timedelta(days=3))
-    final = await settled(handle, lambda s: True)
+    final = await quiet(handle, await env.get_current_time(), workflow=ComplaintWorkflow)
     assert final.breaches == [] and final.escalations == []
     assert [w.to for w in final.warnings] == ["M002", "S002"]  # 75 %: the department head, then the handler
     assert "SlaBreached" not in types(stack, s.case_id)
@@ -66,7 +67,7 @@ async def test_unacknowledged_at_2h_escalates_to_the_superior_of_the_person_comp
     assert [b.goal for b in st.breaches] == ["acknowledged"]
     assert (st.escalations[0].level, st.escalations[0].to) == (1, "S002")
     await sleep_until(env, s.registered_at + 3 * H - MINUTE)
-    assert len((await settled(handle, lambda st: True)).escalations) == 1
+    assert len((await quiet(handle, s.registered_at + 3 * H - MINUTE, workflow=ComplaintWorkflow)).escalations) == 1
     await sleep_until(env, s.registered_at + 3 * H + MINUTE)
     st = await settled(handle, lambda st: len(st.escalations) == 2)
     assert (st.escalations[1].level, st.escalations[1].to) == (2, "L001")

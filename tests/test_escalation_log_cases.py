@@ -89,11 +89,11 @@ async def test_complaints_returns_and_tickets_escalate_into_the_log_the_candidat
 
     await sleep_until(env, start + 3 * H + MINUTE)
     for handle, c in unanswered:
-        await settle(handle, ComplaintWorkflow, lambda s: len(s.escalations) == 2)
+        await settle(handle, lambda s: len(s.escalations) == 2, workflow=ComplaintWorkflow)
         await step(handle, ComplaintWorkflow, "acknowledge", "S002")  # before the reply window warns (18 h)
         await step(handle, ComplaintWorkflow, "reply", "S002", reply="apologised", substantiated=False)
     await sleep_until(env, start + 108 * H + 2 * MINUTE)
-    await settle(ret, ReturnWorkflow, lambda s: len(s.escalations) == 2)
+    await settle(ret, lambda s: len(s.escalations) == 2, workflow=ReturnWorkflow)
 
     models = ReadModels()
     runner = Runner(open_store(), models, names=[escalations.EscalationLog.name, candidates.Candidates.name,

@@ -10,7 +10,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from activities.store import fill_case_ids
 from domain.maintenance import add_months, due_at, first_month, inspection_id, kinds_due
 from domain.policy import CST
-from tests.case_helpers import InspectionWorkflow, PlanWorkflow, linked_cases, settle, start_inspection, start_plan, step
+from tests.case_helpers import InspectionWorkflow, PlanWorkflow, linked_cases, start_inspection, start_plan, step
+from tests.conftest import settle
 from tests.conftest import STARTED, sleep_until
 from workflows.inspection import inspection_workflow_id
 from workflows.ticket import TicketWorkflow, ticket_workflow_id
@@ -56,7 +57,7 @@ async def test_a_year_of_a_quarterly_plan_starts_12_follow_ups_4_inspections_2_k
     end_visits(env.client, s.case_id, range(1, 14))
     assert s.status == "active" and s.next_month == 1
     await sleep_until(env, due_at(add_months(delivered, 12)) + DAY)
-    st = await settle(handle, PlanWorkflow, lambda st: st.next_month == 13)
+    st = await settle(handle, lambda st: st.next_month == 13, workflow=PlanWorkflow)
     assert st.counts == {"follow_up": 12, "routine": 4, "key_equipment": 2, "full": 1}
     events = stack.store.history("plan", s.case_id)
     scheduled = [e["data"] for e in events if e["type"] == "VisitScheduled"]
@@ -76,7 +77,7 @@ async def test_the_plan_ends_with_the_contract(env, worker, stack):
                                  end_date=add_months(delivered, 2) + DAY)
     end_visits(env.client, s.case_id, range(1, 4), every=1)
     await sleep_until(env, due_at(add_months(delivered, 3)) + DAY)
-    st = await settle(handle, PlanWorkflow, lambda st: st.status == "ended")
+    st = await settle(handle, lambda st: st.status == "ended", workflow=PlanWorkflow)
     assert st.counts == {"follow_up": 2, "routine": 2, "key_equipment": 0, "full": 0}
     assert "contract ended" in st.end_reason
 
@@ -106,13 +107,13 @@ async def test_an_overdue_inspection_warns_then_escalates_to_the_superior_then_l
     handle, s = await start_inspection(env.client, worker, now, window=timedelta(days=14), responsible="E002")
     assert s.windows["done"].deadline == now + timedelta(days=14)
     await sleep_until(env, now + timedelta(days=10, hours=12) + MINUTE)
-    st = await settle(handle, InspectionWorkflow, lambda st: st.warnings)
+    st = await settle(handle, lambda st: st.warnings, workflow=InspectionWorkflow)
     assert st.warnings[0].to == "E002" and st.breaches == []
     await sleep_until(env, now + timedelta(days=14) + MINUTE)
-    st = await settle(handle, InspectionWorkflow, lambda st: st.escalations)
+    st = await settle(handle, lambda st: st.escalations, workflow=InspectionWorkflow)
     assert (st.escalations[0].level, st.escalations[0].to) == (1, "S002")
     await sleep_until(env, now + timedelta(days=21) + MINUTE)
-    st = await settle(handle, InspectionWorkflow, lambda st: len(st.escalations) == 2)
+    st = await settle(handle, lambda st: len(st.escalations) == 2, workflow=InspectionWorkflow)
     assert st.escalations[1].to == "L001"
 
 

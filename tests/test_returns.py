@@ -9,7 +9,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from domain import chain
 from domain.policy import CST
 from domain.return_rules import decide
-from tests.case_helpers import ReturnWorkflow, request_return, settle, step
+from tests.case_helpers import ReturnWorkflow, request_return, step
+from tests.conftest import settle
 from tests.conftest import sleep_until
 
 MINUTE = timedelta(minutes=1)
@@ -107,14 +108,14 @@ async def test_approval_not_given_in_24h_warns_at_18h_escalates_to_the_superior_
     handle, s = await request_return(env.client, worker, delivery_date=await today(env))
     await rstep(handle, "assign", "M002", person="S002")  # S002's direct superior is M002
     await sleep_until(env, s.requested_at + 18 * H + MINUTE)
-    st = await settle(handle, ReturnWorkflow, lambda st: st.warnings)
+    st = await settle(handle, lambda st: st.warnings, workflow=ReturnWorkflow)
     assert (st.warnings[0].goal, st.warnings[0].to) == ("approval", "S002") and st.breaches == []
     await sleep_until(env, s.requested_at + 24 * H + MINUTE)
-    st = await settle(handle, ReturnWorkflow, lambda st: st.escalations)
+    st = await settle(handle, lambda st: st.escalations, workflow=ReturnWorkflow)
     assert [b.goal for b in st.breaches] == ["approval"] and st.breaches[0].responsible == "S002"
     assert (st.escalations[0].level, st.escalations[0].to) == (1, "M002")
     await sleep_until(env, s.requested_at + 36 * H + MINUTE)
-    st = await settle(handle, ReturnWorkflow, lambda st: len(st.escalations) == 2)
+    st = await settle(handle, lambda st: len(st.escalations) == 2, workflow=ReturnWorkflow)
     assert (st.escalations[1].level, st.escalations[1].to) == (2, "L001")
 
 
@@ -126,10 +127,10 @@ async def test_each_hand_off_window_is_counted_from_the_hand_off(env, worker, st
     assert st.windows["inspection"].started_at == approved_at
     assert st.windows["inspection"].deadline == approved_at + 72 * H
     await sleep_until(env, approved_at + 72 * H - MINUTE)
-    st = await settle(handle, ReturnWorkflow, lambda st: st.warnings)
+    st = await settle(handle, lambda st: st.warnings, workflow=ReturnWorkflow)
     assert st.breaches == [] and st.warnings[-1].goal == "inspection" and st.warnings[-1].to == "M003"
     await sleep_until(env, approved_at + 72 * H + MINUTE)
-    st = await settle(handle, ReturnWorkflow, lambda st: st.breaches)
+    st = await settle(handle, lambda st: st.breaches, workflow=ReturnWorkflow)
     assert [b.goal for b in st.breaches] == ["inspection"]
     assert st.escalations[0].to == "L001"  # the R&D head's direct superior
 

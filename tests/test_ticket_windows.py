@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from domain.policy import CST
-from tests.conftest import dispatch, report, settle, sleep_until, step
+from tests.conftest import dispatch, quiet, report, settle, sleep_until, step
 
 MINUTE = timedelta(minutes=1)
 CELLS = [  # severity, zone, goal
@@ -51,7 +51,7 @@ async def test_goal_unmet_at_the_deadline_breaches_and_escalates_to_superior_the
     assert s.escalations[0].level == 1 and s.escalations[0].to == "S002"
     assert s.escalations[0].at > deadline
     await sleep_until(env, deadline + window / 2 - MINUTE)
-    s = await settle(handle, lambda s: True)
+    s = await quiet(handle, deadline + window / 2 - MINUTE)
     assert len(s.escalations) == 1  # leadership not yet
     await sleep_until(env, deadline + window / 2 + MINUTE)
     s = await settle(handle, lambda s: len(s.escalations) == 2)
@@ -65,7 +65,7 @@ async def test_critical_zone_a_on_site_at_3h59m_does_not_breach(env, worker, sta
     s = await step(handle, "arrive", "E001", staff_id_shown=True)
     assert "on_site" in s.met
     await env.sleep(timedelta(hours=8))
-    s = await settle(handle, lambda s: True)
+    s = await quiet(handle, await env.get_current_time())
     assert s.breaches == [] and s.escalations == []
 
 
@@ -86,7 +86,7 @@ async def test_warning_to_the_assignee_at_75_percent_of_the_window(env, worker, 
     handle, state = await report(env.client, worker, "critical", "A")
     await dispatch(handle)
     await sleep_until(env, state.reported_at + timedelta(hours=3) - MINUTE)
-    s = await settle(handle, lambda s: True)
+    s = await quiet(handle, state.reported_at + timedelta(hours=3) - MINUTE)
     assert s.warnings == []
     await sleep_until(env, state.reported_at + timedelta(hours=3) + MINUTE)
     s = await settle(handle, lambda s: s.warnings)
@@ -136,6 +136,6 @@ async def test_a_ticket_resolved_before_its_deadline_never_escalates(env, worker
     await step(handle, "start-remote", "E001", customer_consent=True, consent_by="Dr Li")
     await step(handle, "resolve", "E001", cause="config", resolution="restored config")
     await env.sleep(timedelta(days=3))
-    s = await settle(handle, lambda s: True)
+    s = await quiet(handle, await env.get_current_time())
     assert s.warnings == [] and s.breaches == [] and s.escalations == []
     assert stack.outbox.for_ticket(state.ticket_id) == []

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Callable, ClassVar, Iterator
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -30,6 +30,27 @@ LOCAL = dict(start_to_close_timeout=timedelta(seconds=30),
 OPENING_GRACE = timedelta(hours=1)
 # Histories recorded before warnings and escalations were delivered start no delivery.
 PATCH_DELIVERY = "deliver-notifications"  # a start whose opening Update never comes ends after this
+
+
+class PendingAlarm(BaseModel):
+    goal: str
+    kind: str  # warning | breach | leadership
+    at: datetime
+    deadline: datetime
+
+
+class RecordedVersion(BaseModel):
+    version: int
+    hash: str | None = None  # None: recorded before `record_case` answered with the hash
+
+
+class CaseRecord(BaseModel):
+    """What a case's workflow says it recorded (the `recorded` query), to check the event
+    store against (api.evidence): every version this run recorded, with its hash. Versions
+    up to `since` were recorded by earlier runs (a plan continues as new every month)."""
+
+    since: int = 0
+    facts: list[RecordedVersion] = []
 
 
 def bad_field(field: str, message: str) -> ApplicationError:
@@ -76,6 +97,7 @@ class CaseWorkflow:
 
     def _setup(self, state: CaseState) -> None:
         self.state = state
+        self.record_log = CaseRecord(since=state.version)  # see `recorded`
         self.lock = asyncio.Lock()
         self.changed = False
         self.refused = False  # the opening Update was refused: the run ends at once
@@ -113,6 +135,12 @@ class CaseWorkflow:
                 await workflow.wait_condition(lambda: self.changed or done(), timeout=timeout)
             except asyncio.TimeoutError:
                 pass  # the timer fired: the next alarm is due
+
+    @workflow.query
+    def pending_alarms(self) -> list[PendingAlarm]:
+        """The alarms still to come, in time order: every alarm due before the first of them
+        has been raised (what a caller waits for before saying "not yet")."""
+        return [PendingAlarm(goal=a.goal, kind=a.kind, at=a.at, deadline=a.deadline) for a in sla.pending(self.state)]
 
     def _responsible(self, alarm: sla.Alarm) -> str | None:
         """Who answers for the missed window: by default the one the window recorded."""
@@ -162,8 +190,17 @@ class CaseWorkflow:
         # before the answer carried the data hold a bare version: fold what was sent.)
         if isinstance(recorded, Recorded):
             data = recorded.data
+            self.record_log.facts.append(RecordedVersion(version=recorded.version, hash=recorded.hash))
+        else:
+            self.record_log.facts.append(RecordedVersion(version=recorded))
         self.state = type(self).fold(self.state, event_type, data, at, actor)
         self.changed = True
+
+    @workflow.query
+    def recorded(self) -> CaseRecord:
+        """The versions (and hashes) this workflow recorded: an event in the store that it
+        never recorded, or one it recorded that the store lacks, is evidence of tampering."""
+        return self.record_log
 
     async def _append(self, fact: RecordFact) -> int | Recorded:
         return await workflow.execute_local_activity_method(Recorder.record_case, fact, **LOCAL)
