@@ -40,12 +40,15 @@ class RecordFact(BaseModel):
 
 
 class Recorded(BaseModel):
-    """What `record_case` answers: the case's version and the data as it was recorded (by
-    this attempt or an earlier one). The workflow folds this, so a rule that changed since
-    the fact was recorded does not change the case when its history is replayed."""
+    """What `record_case` answers: the recorded event's version, its data as it was
+    recorded (by this attempt or an earlier one) and its hash. The workflow folds the data,
+    so a rule that changed since the fact was recorded does not change the case when its
+    history is replayed, and keeps (version, hash), so the store can be checked against
+    its own record (api.evidence). Answers recorded before the hash was carried hold none."""
 
     version: int
     data: dict[str, Any]
+    hash: str | None = None
 
 
 class LegacyTicketRecord(BaseModel):
@@ -116,17 +119,16 @@ class Recorder:
                                        non_retryable=True) from None
             case = aggregate.open(fact.case_id, at=fact.at, actor=fact.actor, command_id=fact.command_id,
                                   data=fact.data)
-            recorded = case.pending_events[-1].data
         else:
             if fact.command_id in case.command_ids:  # recorded by an earlier attempt: answer what it recorded
                 earlier = next(e for e in self.store.history(fact.kind, fact.case_id)
                                if e["command_id"] == fact.command_id)
-                return Recorded(version=case.version, data=earlier["data"])
+                return Recorded(version=earlier["version"], data=earlier["data"], hash=earlier["hash"])
             case.record(fact.event_type, at=fact.at, actor=fact.actor, command_id=fact.command_id,
                         data=fact.data, step=fact.step)
-            recorded = case.pending_events[-1].data
+        event = case.pending_events[-1]
         self.store.save(case)
-        return Recorded(version=case.version, data=recorded)
+        return Recorded(version=event.originator_version, data=event.data, hash=event.hash)
 
     @activity.defn(name="record")
     def record(self, cmd: LegacyTicketRecord) -> int:

@@ -26,9 +26,10 @@ from activities import config
 from api import errors
 from api.deps import TEMPORAL_ERRORS, CurrentStaff, Services, Svc, from_temporal, idempotent
 from api.errors import not_found, require
+from api.evidence import Evidence, examine
 from api.idempotency import IdempotencyKey
 from api.models import HistoryEvent
-from domain import chain, complaint_rules, inspection_rules, maintenance, permissions, return_rules
+from domain import complaint_rules, inspection_rules, maintenance, permissions, return_rules
 from domain.casework import parse_windows
 from domain.complaint_rules import ComplaintState, RegisterComplaint
 from domain.inspection_rules import InspectionState
@@ -66,7 +67,9 @@ class ReturnCreated(BaseModel):
 class CaseHistory(BaseModel):
     kind: str
     case_id: str
-    intact: bool = Field(description="every event's hash and link match (domain.chain)")
+    intact: bool = Field(description="every event's hash and link match (domain.chain) and, where the case's "
+                                     "workflow could be asked, the stored events are the ones it recorded")
+    evidence: Evidence = Field(description="what was checked and what was found (api.evidence)")
     events: list[HistoryEvent]
 
 
@@ -114,17 +117,26 @@ async def _step(svc: Services, what: str, workflow_id: str, update: Any, cmd: St
         raise from_temporal(e, what) from None
 
 
+async def _visit_facts(svc: Services, kind: str, case_id: str) -> permissions.VisitFacts | None:
+    """Whose a plan or visit is, for the rules that depend on it (None for other kinds)."""
+    if kind not in ("plan", "inspection"):
+        return None
+    return permissions.VisitFacts.of(svc.org, await _state(svc, kind, case_id))
+
+
 async def _history(svc: Services, staff: Staff, kind: str, case_id: str) -> dict[str, Any]:
-    require(permissions.may_read_case(staff, kind))
-    events = await run_in_threadpool(svc.store.history, kind, case_id)
-    if not events:
+    require(permissions.may_read_case(staff, kind, await _visit_facts(svc, kind, case_id)))
+    events, damaged = await run_in_threadpool(svc.store.read_history, kind, case_id)
+    if not events and damaged is None:
         raise not_found(f"no {kind} {case_id}")
-    return CaseHistory(kind=kind, case_id=case_id, intact=chain.verify(events) is None, events=[
-        HistoryEvent(**{**e, "data": permissions.mask(staff, e["data"])}) for e in events]).model_dump(mode="json")
+    found = await examine(svc.client, lambda: run_in_threadpool(svc.store.read_history, kind, case_id), kind,
+                          case_id, events, damaged)
+    return CaseHistory(kind=kind, case_id=case_id, intact=found.intact, evidence=found, events=[
+        HistoryEvent(**{**e, "data": permissions.mask(staff, e["data"], kind)}) for e in events]).model_dump(mode="json")
 
 
-def _answer(staff: Staff, state: BaseModel) -> dict[str, Any]:
-    return permissions.mask(staff, state.model_dump(mode="json"))
+def _answer(staff: Staff, state: BaseModel, kind: str | None = None) -> dict[str, Any]:
+    return permissions.mask(staff, state.model_dump(mode="json"), kind)
 
 
 # --- complaints (§九.C) -----------------------------------------------------------------------
@@ -166,8 +178,8 @@ def _complaint_step(step: str, model: type[BaseModel]) -> None:
     async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
         state = await _state(svc, "complaint", case_id)
-        require(permissions.may_step_case(staff, "complaint", step,
-                                          permissions.handling_department("complaint", state)))
+        require(permissions.may_step_case(staff, "complaint", step, permissions.handling_department("complaint", state),
+                                          permissions.case_about("complaint", state)))
         data = body.model_dump(mode="json")
 
         async def run(token: str | None) -> dict[str, Any]:
@@ -251,7 +263,7 @@ async def start_plan(contract_id: CaseId, body: StartPlan, staff: CurrentStaff, 
                      idempotency_key: IdempotencyKey = None) -> Any:
     """Start the contract's plan from its delivery date: monthly follow-ups, monthly or
     quarterly inspections, key equipment every 6 months, a full check every 12."""
-    require(permissions.may_plan(staff))
+    require(permissions.may_plan(svc.org, staff, body.responsible))
 
     async def run(token: str | None) -> dict[str, Any]:
         op = WithStartWorkflowOperation(
@@ -272,8 +284,9 @@ async def start_plan(contract_id: CaseId, body: StartPlan, staff: CurrentStaff, 
 @router.get("/contracts/{contract_id}/plan", response_model=PlanState, responses=ERRORS, tags=["maintenance"])
 async def get_plan(contract_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
     """The plan: settings, the next month due, visits so far per kind, the latest visits."""
-    require(permissions.may_read_case(staff, "plan"))
-    return _answer(staff, await _state(svc, "plan", contract_id))
+    state = await _state(svc, "plan", contract_id)
+    require(permissions.may_read_case(staff, "plan", permissions.VisitFacts.of(svc.org, state)))
+    return _answer(staff, state, "plan")
 
 
 @router.get("/contracts/{contract_id}/plan/history", response_model=CaseHistory, responses=ERRORS, tags=["maintenance"])
@@ -284,9 +297,9 @@ async def plan_history(contract_id: CaseId, staff: CurrentStaff, svc: Svc) -> An
 def _plan_step(step: str, model: type[BaseModel]) -> None:
     async def route(contract_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
-        require(permissions.may_plan(staff))
-        await _state(svc, "plan", contract_id)
+        state: PlanState = await _state(svc, "plan", contract_id)
         data = body.model_dump(mode="json")
+        require(permissions.may_plan(svc.org, staff, state.responsible, data.get("responsible")))
 
         async def run(token: str | None) -> dict[str, Any]:
             state = await _step(svc, f"the plan of contract {contract_id}", plan_workflow_id(contract_id),
@@ -311,8 +324,9 @@ for _name, (_, _model) in maintenance.STEPS.items():
 async def get_inspection(case_id: CaseId, staff: CurrentStaff, svc: Svc) -> Any:
     """A visit: kind, due day and window, team, customer staff and training, findings,
     replacement recommendations, tickets opened."""
-    require(permissions.may_read_case(staff, "inspection"))
-    return _answer(staff, await _state(svc, "inspection", case_id))
+    state = await _state(svc, "inspection", case_id)
+    require(permissions.may_read_case(staff, "inspection", permissions.VisitFacts.of(svc.org, state)))
+    return _answer(staff, state, "inspection")
 
 
 @router.get("/inspections/{case_id}/history", response_model=CaseHistory, responses=ERRORS, tags=["maintenance"])
@@ -324,8 +338,8 @@ def _inspection_step(step: str, model: type[BaseModel]) -> None:
     async def route(case_id: CaseId, body: model, staff: CurrentStaff, svc: Svc,  # type: ignore[valid-type]
                     idempotency_key: IdempotencyKey = None) -> Any:
         state: InspectionState = await _state(svc, "inspection", case_id)
-        require(permissions.may_visit_step(staff, step, state.responsible, state.team))
         data = body.model_dump(mode="json")
+        require(permissions.may_visit_step(svc.org, staff, step, permissions.VisitFacts.of(svc.org, state), data))
 
         async def run(token: str | None) -> dict[str, Any]:
             state = await _step(svc, f"inspection {case_id}", inspection_workflow_id(case_id),

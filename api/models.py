@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.evidence import Evidence
 from domain import lifecycle
 from domain.lifecycle import TicketState
 
@@ -38,6 +39,9 @@ class LinkedCase(BaseModel):
 
 class History(BaseModel):
     ticket_id: str
+    intact: bool = Field(description="every event's hash and link match (domain.chain) and, where the ticket's "
+                                     "workflow could be asked, the stored events are the ones it recorded")
+    evidence: Evidence = Field(description="what was checked and what was found (api.evidence)")
     events: list[HistoryEvent]
     linked_cases: list[LinkedCase] = Field(
         default_factory=list, description="complaints, returns and inspections that name this ticket")

@@ -66,7 +66,9 @@ async def test_contract_repair_taken_back_with_a_backup_unit_walks_report_to_clo
     await replay_matches(api, tid, answers)
     assert (await api.get(f"/tickets/{tid}", "M001")).json() == state  # the closed workflow still answers
     v = (await api.get(f"/tickets/{tid}/verify", "M001")).json()
-    assert v == {"ticket_id": tid, "intact": True, "versions": 11, "first_bad_version": None, "detail": v["detail"]}
+    assert v == {"ticket_id": tid, "intact": True, "versions": 11, "first_bad_version": None, "detail": v["detail"],
+                 "mismatched_versions": [], "missing_versions": [], "unrecorded_versions": [], "differing_versions": [],
+                 "delivery_versions": [], "cross_check": "hashes"}  # the closed workflow's own record agrees
 
 
 async def test_paid_repair_quotes_and_accepts_the_fee_before_work_and_takes_the_unit_back(api: Api):

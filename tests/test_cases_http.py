@@ -79,16 +79,16 @@ async def test_a_complaint_over_http_from_registration_to_close(api):
     again = await api.post("/complaints", "C001", {**COMPLAINT, "about_person": "E002", "ticket_id": "t-9"}, key="k1")
     assert again.json()["complaint_id"] == cid  # the same key answers the first answer
     error(await api.post(f"/complaints/{cid}/steps/acknowledge", "E002", {}), 403)
-    error(await api.post(f"/complaints/{cid}/steps/close", "C001", {"satisfaction": 5}), 409)
-    error(await api.post(f"/complaints/{cid}/steps/close", "C001", {"satisfaction": 9}), 422, "satisfaction")
+    error(await api.post(f"/complaints/{cid}/steps/close", "S002", {"satisfaction": 5}), 409)
+    error(await api.post(f"/complaints/{cid}/steps/close", "S002", {"satisfaction": 9}), 422, "satisfaction")
     error(await api.post(f"/complaints/{cid}/steps/acknowledge", "S002", {"handler": "X9"}), 422, "handler")
     r = await api.post(f"/complaints/{cid}/steps/acknowledge", "S002", {})
     assert r.status_code == 200 and r.json()["handler"] == "S002"
-    r = await api.post(f"/complaints/{cid}/steps/escalate", "C001", {"to": "leadership", "reason": "no patience"})
+    r = await api.post(f"/complaints/{cid}/steps/escalate", "S002", {"to": "leadership", "reason": "no patience"})
     assert r.json()["requested_level"] == 2
     r = await api.post(f"/complaints/{cid}/steps/reply", "M002", {"reply": "apologies", "substantiated": True})
     assert r.json()["responsible_department"] == "project"
-    r = await api.post(f"/complaints/{cid}/steps/close", "C001", {"satisfaction": 4, "valuable_suggestion": True})
+    r = await api.post(f"/complaints/{cid}/steps/close", "S002", {"satisfaction": 4, "valuable_suggestion": True})
     assert r.json()["status"] == "closed"
     seen = await api.get(f"/complaints/{cid}", "A001")
     assert seen.json()["status"] == "closed" and seen.json()["contact"] == "***"  # masked for the auditor
@@ -182,5 +182,5 @@ async def test_a_complaint_is_handled_by_the_department_it_was_routed_to(api):
     assert [e["type"] for e in history["events"]] == ["Registered"]  # the refusals recorded nothing
     r = await api.post(f"/complaints/{cid}/steps/acknowledge", "M003", {})  # the R&D head
     assert r.status_code == 200 and r.json()["handler"] == "M003", r.text
-    r = await api.post(f"/complaints/{cid}/steps/escalate", "C001", {"to": "leadership", "reason": "too slow"})
-    assert r.status_code == 200, r.text  # the customer's own request, recorded by the clerk
+    r = await api.post(f"/complaints/{cid}/steps/escalate", "L001", {"to": "leadership", "reason": "too slow"})
+    assert r.status_code == 200, r.text  # the customer's own request: R&D's head is what it is about

@@ -1,0 +1,214 @@
+"""Escalation at the deadline: how late after a shared deadline the breach, the level-1
+escalation, the leadership escalation and the escalation mail come, for N tickets whose
+deadlines fall on one instant, on the dev server in real time — against N bare workflows
+whose timers fire at the same instant and then run one local activity that stamps the
+clock, in the same run.
+
+    .venv/bin/python bench/escalation_lag.py [-n 200] [--store sqlite|postgres|both]
+
+A bench-only window (critical, zone A) ends at one instant, the first boundary of
+--boundary seconds at least --lead seconds after the run starts, so every ticket reported
+in the run shares it; leadership is due half a window later (each ticket's own instant,
+as recorded).
+Every escalation is mailed to a local SMTP server (aiosmtpd) and the mail's arrival is
+stamped. Prints p50/p95/p99/max (seconds) of each, "ratio: X" = breach p99 / baseline
+p99, and checks that every ticket got exactly one breach and one escalation per level."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email import message_from_bytes
+from email.header import decode_header, make_header
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aiosmtpd.controller import Controller  # noqa: E402
+from temporalio.client import Client, WithStartWorkflowOperation  # noqa: E402
+from temporalio.common import WorkflowIDConflictPolicy  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
+
+from bench.common import dev_server, free_port  # noqa: E402
+from bench.timer_bare import BareTimerWorkflow, stamp  # noqa: E402
+
+
+@dataclass(frozen=True)
+class SharedDeadline:
+    """Bench only: on site by one instant, whenever the ticket was reported before it."""
+
+    at: datetime
+
+    def deadline(self, reported_at: datetime) -> datetime:
+        return self.at
+
+
+def quantiles(values: list[float]) -> str:
+    if not values:
+        return "none"
+    v = sorted(values)
+
+    def q(p: float) -> float:
+        return v[max(0, math.ceil(p * len(v)) - 1)]
+
+    return f"p50 {q(.5):6.2f}  p95 {q(.95):6.2f}  p99 {q(.99):6.2f}  max {v[-1]:6.2f}  (n={len(v)})"
+
+
+class Mailbox:
+    def __init__(self):
+        self.arrived: dict[str, float] = {}  # ticket id -> first escalation mail's arrival
+
+    async def handle_DATA(self, server, session, envelope):
+        arrived = time.time()
+        mail = message_from_bytes(envelope.content)
+        text = str(make_header(decode_header(mail["Subject"] or ""))) + "".join(
+            (part.get_payload(decode=True) or b"").decode("utf-8", "replace") for part in mail.walk()
+            if part.get_content_type() == "text/plain")
+        if "上报直接上级" in text:  # the level-1 escalation, not the warning or leadership
+            for tid in set(re.findall(r"lag-[0-9a-f]{8}-\d+", text)):
+                self.arrived.setdefault(tid, arrived)
+        return "250 OK"
+
+
+async def measure(n: int, store: str, lead: float, boundary: float) -> float:
+    from activities import config
+    from activities.outbox import Outbox
+    from activities.record import Recorder
+    from activities.store import open_store
+    from domain import policy
+    from domain.policy import Goal, Severity, Zone
+    from domain.steps import ReportTicket
+    from worker import build_worker
+    from workflows.messages import ReportCommand, StartTicket
+    from workflows.ticket import TicketWorkflow, ticket_workflow_id
+
+    data = Path(tempfile.mkdtemp(prefix="weibao-lag-"))
+    os.environ.update(WEIBAO_EVENT_STORE=store, WEIBAO_DATA_DIR=str(data), WEIBAO_SQLITE_PATH=str(data / "events.db"),
+                      WEIBAO_SECRET_KEY="bench", WEIBAO_ACK_WITHIN="1h")
+    if store == "postgres":
+        os.environ.setdefault("POSTGRES_DBNAME", os.environ.get("BENCH_POSTGRES_DBNAME", "test"))
+        import psycopg
+        with psycopg.connect(config.postgres_conninfo(), autocommit=True) as c:
+            for (t,) in c.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'").fetchall():
+                c.execute(f'DROP TABLE IF EXISTS "{t}" CASCADE')
+    mailbox = Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    os.environ.update(WEIBAO_SMTP_HOST="127.0.0.1", WEIBAO_SMTP_PORT=str(smtp.port), WEIBAO_SMTP_SECURITY="none",
+                      WEIBAO_SMTP_FROM="weibao@example.com")
+    # the first `boundary`-second instant at least `lead` seconds from now
+    window = SharedDeadline(datetime.fromtimestamp(math.ceil((time.time() + lead) / boundary) * boundary, timezone.utc))
+    # bench only: critical/A is due at the shared boundary (the workflow consults the table as it records)
+    policy.SLA_TABLE[(Severity.critical, Zone.A)] = type("BenchWindow", (), {"goal": Goal.on_site,
+                                                                           "deadline": staticmethod(window.deadline)})()
+    try:
+        with dev_server() as (address, _):
+            client = await Client.connect(address, data_converter=pydantic_data_converter)
+            recorder = Recorder(open_store(), config.load_org(), Outbox())
+            tq = f"lag-{uuid.uuid4()}"
+            executor = ThreadPoolExecutor(max_workers=16)
+            worker = build_worker(client, recorder, task_queue=tq, executor=executor)
+            bare = Worker(client, task_queue=f"{tq}-bare", workflows=[BareTimerWorkflow], activities=[stamp],
+                          activity_executor=executor)
+            async with worker, bare:
+                prefix = f"lag-{uuid.uuid4().hex[:8]}"
+                report = dict(customer="Bench Hospital", site="Kunming", contact_phone="0871-0000000",
+                              product_model="HIS", symptoms="down", channel="phone", severity="critical", zone="A")
+                sem = asyncio.Semaphore(16)
+
+                async def one(i: int) -> datetime:
+                    tid = f"{prefix}-{i}"
+                    async with sem:
+                        op = WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid),
+                                                        id=ticket_workflow_id(tid), task_queue=tq,
+                                                        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                        state = await client.execute_update_with_start_workflow(
+                            TicketWorkflow.report, ReportCommand(actor="C001", report=ReportTicket(**report)),
+                            start_workflow_operation=op, id="report")
+                    return state.deadlines["on_site"]
+
+                started = time.monotonic()
+                deadlines = await asyncio.gather(*(one(i) for i in range(n)))
+                shared = set(deadlines)
+                reporting = time.monotonic() - started
+                if len(shared) != 1:
+                    raise SystemExit(f"deadlines differ ({len(shared)}): reporting took {reporting:.1f}s; "
+                                     f"raise --lead or --boundary")
+                deadline = shared.pop()
+                bare_handles = [await client.start_workflow(BareTimerWorkflow.run, deadline, id=f"{prefix}-bare-{i}",
+                                                            task_queue=f"{tq}-bare") for i in range(n)]
+                print(f"  {store}: {n} tickets reported in {reporting:.1f}s, all due at {deadline.isoformat()}",
+                      flush=True)
+                baseline = [s - deadline.timestamp() for s in await asyncio.gather(*(h.result() for h in bare_handles))]
+
+                until = time.monotonic() + (deadline - datetime.now(timezone.utc)).total_seconds() + lead + boundary + 60
+                breaches, level1, leadership = [], [], []
+                while time.monotonic() < until:
+                    breaches, level1, leadership, counts = collect(recorder, prefix, n)
+                    if len(leadership) == n and len(mailbox.arrived) >= n:
+                        break
+                    await asyncio.sleep(1.0)
+                mails = [t - deadline.timestamp() for t in mailbox.arrived.values()]
+            executor.shutdown()
+    finally:
+        smtp.stop()
+    wrong = {k: v for k, v in counts.items() if v != (1, 1, 1)}
+    print(f"  every ticket one breach, one escalation per level: {'yes' if not wrong else f'NO: {wrong}'}")
+    print(f"  breach recorded - deadline        {quantiles(breaches)}")
+    print(f"  level-1 escalation - deadline     {quantiles(level1)}")
+    print(f"  leadership - its due time         {quantiles(leadership)}")
+    print(f"  escalation mail received - deadline {quantiles(mails)}")
+    print(f"  baseline: bare timer + stamp      {quantiles(baseline)}")
+    p99 = sorted(breaches)[max(0, math.ceil(.99 * len(breaches)) - 1)]
+    base = sorted(baseline)[max(0, math.ceil(.99 * len(baseline)) - 1)]
+    ratio = p99 / base if base > 0 else float("inf")
+    print(f"  ratio: {ratio:.2f}  (breach p99 {p99:.2f}s / baseline p99 {base:.2f}s)")
+    return ratio
+
+
+def collect(recorder, prefix: str, n: int):
+    """Seconds late of each ticket's breach, level-1 and leadership escalation (recording
+    time minus the instant it was due), and the count of each per ticket."""
+    breaches, level1, leadership, counts = [], [], [], {}
+    for i in range(n):
+        tid = f"{prefix}-{i}"
+        events = recorder.store.history("ticket", tid)
+        window = next((e["data"]["windows"]["on_site"] for e in events if e["type"] == "Reported"), None)
+        b = [e for e in events if e["type"] == "SlaBreached"]
+        e1 = [e for e in events if e["type"] == "Escalated" and e["data"]["level"] == 1]
+        e2 = [e for e in events if e["type"] == "Escalated" and e["data"]["level"] == 2]
+        counts[tid] = (len(b), len(e1), len(e2))
+        due = datetime.fromisoformat(window["deadline"]) if window else None
+        if due:
+            breaches += [(e["recorded_at"] - due).total_seconds() for e in b]
+            level1 += [(e["recorded_at"] - due).total_seconds() for e in e1]
+            lead_due = datetime.fromisoformat(window["leadership_at"])
+            leadership += [(e["recorded_at"] - lead_due).total_seconds() for e in e2]
+    return breaches, level1, leadership, counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=200)
+    parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument("--lead", type=float, default=20.0, help="seconds from a report to its deadline, at least")
+    parser.add_argument("--boundary", type=float, default=30.0, help="deadlines round up to this many seconds")
+    args = parser.parse_args()
+    stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
+    print(f"N={args.n} tickets sharing one deadline, dev server in real time")
+    for store in stores:
+        asyncio.run(measure(args.n, store, args.lead, args.boundary))
+
+
+if __name__ == "__main__":
+    main()
