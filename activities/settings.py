@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_log_level: str = "info"
     api_access_log: bool = True
+    api_max_body: int = 1 << 20  # bytes of a request body; a larger one is answered 413
 
     # the organisation and the rules
     org_file: Path = ROOT / "org.example.toml"
@@ -178,7 +179,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a port number (1-65535), not {v!r}")
         return v
 
-    @field_validator("projection_batch", "projection_workers", "projection_processes", mode="before")
+    @field_validator("projection_batch", "projection_workers", "projection_processes", "api_max_body", mode="before")
     @classmethod
     def _count(cls, v: Any) -> Any:
         if isinstance(v, str) and not (v.strip().isdigit() and int(v) > 0):

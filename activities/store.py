@@ -21,8 +21,9 @@ def store_env(kind: str | None = None, **overrides: str) -> dict[str, str]:
         env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path),
                "SQLITE_LOCK_TIMEOUT": "10"}
     else:
+        # every pooled connection is checked before use: one a database restart broke is replaced
         env = {"PERSISTENCE_MODULE": "eventsourcing.postgres", **config.postgres(),
-               "POSTGRES_POOL_SIZE": "4", "POSTGRES_MAX_OVERFLOW": "4"}
+               "POSTGRES_POOL_SIZE": "4", "POSTGRES_MAX_OVERFLOW": "4", "POSTGRES_PRE_PING": "y"}
     env.update({"AGGREGATE_CACHE_MAXSIZE": "2000", "CREATE_TABLE": "y"})
     env.update(overrides)
     return env

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from activities import config
 from api import cases, console, errors, escalations, lists, reports, tickets
 from api.deps import Services
+from api.limits import BodyLimit
 
 log = logging.getLogger("weibao.api")
 
@@ -40,9 +41,10 @@ def create_app(services: Services | None = None) -> FastAPI:
                   generate_unique_id_function=lambda route: route.name,
                   description="Fault tickets (报障/维修派工单) for engineers, supervisors, clerks, managers and "
                               "auditors. Authenticate with `Authorization: Bearer <token>`; every 4xx answer is "
-                              '`{"error", "detail", "field"}`.')
+                              '`{"error", "detail", "field"}`, and a 422 lists every problem in `errors`.')
     app.state.services = services
-    errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=config.settings().api_max_body)
+    errors.install(app)  # its last-resort middleware goes outside the body limit
     app.include_router(tickets.router)
     app.include_router(cases.router)
     app.include_router(reports.router)

@@ -24,8 +24,8 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from activities import config
 from api import errors
-from api.deps import TEMPORAL_ERRORS, CurrentStaff, Services, Svc, from_temporal, idempotent
-from api.errors import not_found, require
+from api.deps import TEMPORAL_ERRORS, WELL_FORMED, CurrentStaff, Services, Svc, from_temporal, idempotent
+from api.errors import ApiError, not_found, require
 from api.evidence import Evidence, examine
 from api.idempotency import IdempotencyKey
 from api.models import HistoryEvent
@@ -42,7 +42,7 @@ from workflows.inspection import InspectionWorkflow, inspection_workflow_id
 from workflows.plan import PlanWorkflow, plan_workflow_id
 from workflows.returns import ReturnWorkflow, return_workflow_id
 
-router = APIRouter()
+router = APIRouter(dependencies=WELL_FORMED)
 
 CaseId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 
@@ -207,6 +207,12 @@ async def request_return(body: RequestReturn, staff: CurrentStaff, svc: Svc,
     require(permissions.may_register(staff, "return"))
 
     async def run(token: str | None) -> dict[str, Any]:
+        # what the pure rule refuses starts no workflow: a refused request leaves nothing behind
+        try:
+            return_rules.decide(body.delivery_date, return_rules.requested_on(await svc.clock()), body.defect_kind,
+                                body.wanted, body.warranty_until)
+        except ValueError as e:
+            raise ApiError(422, "invalid", f"delivery_date: {e}", "delivery_date") from None
         rid = f"r{token[:15]}" if token else f"r{uuid.uuid4().hex[:15]}"
         handoffs = {g: w for g, (_, w) in return_rules.HANDOFFS.items()}
         op = WithStartWorkflowOperation(

@@ -25,8 +25,10 @@ class Database:
         else:
             from psycopg_pool import ConnectionPool
 
+            # checked before use: a connection a database restart broke is replaced, not handed out
             self._pool = ConnectionPool(config.postgres_conninfo(), min_size=1, max_size=4,
-                                        kwargs={"autocommit": True}, open=True)
+                                        kwargs={"autocommit": True}, open=True,
+                                        check=ConnectionPool.check_connection)
 
     def _sql(self, statement: str) -> str:
         return statement if self.kind == "sqlite" else statement.replace("?", "%s")

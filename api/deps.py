@@ -1,19 +1,26 @@
 """What every route of the API depends on, in one place: the process's `Services`
 (Temporal client, event store, org, tokens, idempotency keys, task queue, read models),
 the caller authenticated by bearer token (`CurrentStaff`), the read models
-(`ReadModelsDep`), the answer a Temporal refusal stands for, and the Idempotency-Key
-round trip shared by the ticket and case routes.
+(`ReadModelsDep`), the request's own form (`WELL_FORMED`: known query parameters without
+control characters, a JSON body sent as JSON), the answer a Temporal refusal stands for,
+and the Idempotency-Key round trip shared by the ticket and case routes.
 
 The route modules (api.tickets, api.cases, api.reports) import this; api.app assembles
 them. Nothing here decides who may do what: that is domain.permissions."""
 from __future__ import annotations
 
+import email.message
+import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Annotated, Any, Awaitable, Callable
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
@@ -27,9 +34,16 @@ from api.db import Database
 from api.errors import ApiError, not_found, unauthorized
 from api.idempotency import IdempotencyKeys, KeyReused, fingerprint
 from domain.org import Org, Staff
+from domain.text import refuse_control
 from projections.runner import ReadModels
 
+log = logging.getLogger("weibao.api")
+
 # --- the process's services ---------------------------------------------------------------
+
+async def wall_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
 
 
 @dataclass
@@ -47,6 +61,9 @@ class Services:
     # SQLite reads are local and short: run them on the event loop rather than pay two
     # thread switches a request; PostgreSQL's go to the thread pool
     inline_io: bool = False
+    # what the API checks against today's date before it starts a workflow (tests set the
+    # time-skipping server's clock, which the workflows read)
+    clock: Callable[[], Awaitable[datetime]] = wall_clock
 
     async def io(self, fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args) if self.inline_io else await run_in_threadpool(fn, *args)
@@ -95,6 +112,57 @@ async def get_read_models(svc: Svc) -> ReadModels:
 
 
 ReadModelsDep = Annotated[ReadModels, Depends(get_read_models)]
+
+# --- the request's form ------------------------------------------------------------------------
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def declared_query(route: APIRoute) -> set[str]:
+    """The query parameters a route takes, its dependencies' included (a walk over a few
+    fields: cheaper than a cache, and routes are not hashable)."""
+    return _query_names(route.dependant)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+async def well_formed(request: Request) -> None:
+    """Before anything else of a request is used: each query parameter is one the route
+    takes (a misspelt filter must not silently list everything) and holds no control
+    character; a body is sent as JSON. All query problems are answered in one 422."""
+    route = request.scope.get("route")
+    known = declared_query(route) if isinstance(route, APIRoute) else None
+    problems: list[dict[str, Any]] = []
+    for name, value in request.query_params.multi_items():
+        if known is not None and name not in known:
+            takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+            problems.append({"type": "unknown_parameter", "loc": ("query", name), "input": value,
+                             "msg": f"unknown parameter; {takes}"})
+            continue
+        try:
+            refuse_control(value)
+        except ValueError as e:
+            problems.append({"type": "control_character", "loc": ("query", name), "input": value, "msg": str(e)})
+    if problems:
+        raise RequestValidationError(problems)
+    if isinstance(route, APIRoute) and route.body_field is not None and await request.body() \
+            and not _is_json(request.headers.get("content-type")):
+        raise ApiError(415, "unsupported_media_type", "the body must be JSON, sent with "
+                                                      "'Content-Type: application/json'", "Content-Type")
+
+
+WELL_FORMED = [Depends(well_formed)]  # every router's dependencies
 
 # --- the caller ---------------------------------------------------------------------------------
 
@@ -174,8 +242,15 @@ async def idempotent(svc: Services, staff: Staff, key: str | None, path: str, bo
         answer = await run(claim.token if claim else None)
     except ApiError:
         if claim is not None:
-            await svc.io(svc.keys.release, claim)
+            try:
+                await svc.io(svc.keys.release, claim)
+            except Exception:  # noqa: BLE001 - the refusal is the answer; the key stays claimed
+                log.exception("%s %s: a refused request's Idempotency-Key could not be released", staff.id, path)
         raise
     if claim is not None:
-        await svc.io(svc.keys.complete, claim, status, answer)
+        try:
+            await svc.io(svc.keys.complete, claim, status, answer)
+        except Exception:  # noqa: BLE001 - the fact is durable: its answer stands
+            # a repeat finds the key unfinished and asks again; the derived ids answer it the same
+            log.exception("%s %s: the answer could not be kept with its Idempotency-Key", staff.id, path)
     return JSONResponse(answer, status_code=status)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from eventsourcing.application import AggregateNotFoundError
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 from temporalio.client import WithStartWorkflowOperation, WorkflowQueryFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -21,7 +21,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store import EventStore, fill_case_ids
 from api import errors, lists
-from api.deps import TEMPORAL_ERRORS, CurrentStaff, ReadModelsDep, Services, Svc, from_temporal, idempotent
+from api.deps import (TEMPORAL_ERRORS, WELL_FORMED, CurrentStaff, ReadModelsDep, Services, Svc, from_temporal,
+                      idempotent)
 from api.errors import ApiError, not_found, require
 from api.idempotency import IdempotencyKey
 from api.evidence import TicketVerification, examine
@@ -37,7 +38,7 @@ from workflows.ticket import TicketWorkflow, ticket_workflow_id
 
 log = logging.getLogger("weibao.api")
 
-router = APIRouter()
+router = APIRouter(dependencies=WELL_FORMED)
 
 STATUSES = ticket_list.STATUSES
 TicketId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
@@ -81,7 +82,7 @@ def _undamaged(ticket_id: str, damaged: int | None) -> None:
 
 def _utc(value: datetime, name: str) -> datetime:
     try:
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        return value.astimezone(timezone.utc)  # an AwareDatetime: a time without a zone is refused
     except (OverflowError, ValueError):
         raise ApiError(422, "invalid", f"{name}: out of range", name) from None
 
@@ -104,6 +105,12 @@ async def _live_state(svc: Services, ticket_id: str) -> TicketState | None:
 
 # --- report and steps -----------------------------------------------------------------------
 
+def _already_started(e: Exception) -> bool:
+    """The workflow id is taken by a closed run (an update-with-start says so as ALREADY_EXISTS)."""
+    return isinstance(e, WorkflowAlreadyStartedError) or (
+        isinstance(e, RPCError) and e.status == RPCStatusCode.ALREADY_EXISTS)
+
+
 @router.post("/tickets", status_code=201, response_model=TicketCreated, responses=ERRORS, tags=["tickets"])
 async def report_ticket(report: ReportTicket, staff: CurrentStaff, svc: Svc,
                         idempotency_key: IdempotencyKey = None) -> Any:
@@ -120,11 +127,15 @@ async def report_ticket(report: ReportTicket, staff: CurrentStaff, svc: Svc,
             state = await svc.client.execute_update_with_start_workflow(
                 TicketWorkflow.report, ReportCommand(actor=staff.id, report=report),
                 start_workflow_operation=op, id="report")
-        except WorkflowAlreadyStartedError:  # the key's ticket exists and its workflow has closed
+        except (WorkflowAlreadyStartedError, *TEMPORAL_ERRORS) as e:
+            if not _already_started(e):
+                raise from_temporal(e, f"ticket {ticket_id}") from None
+            # the key's ticket exists and its workflow has closed: its record answers
             events, _ = await svc.io(svc.store.read_history, "ticket", ticket_id)
+            if not events:
+                raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key's ticket was started before and "
+                                                              "is closed; use a new key", "Idempotency-Key") from None
             state = replay(ticket_id, events)
-        except TEMPORAL_ERRORS as e:
-            raise from_temporal(e, f"ticket {ticket_id}") from None
         return {"ticket_id": ticket_id, "state": state.model_dump(mode="json")}
 
     return await idempotent(svc, staff, idempotency_key, "/tickets", report.model_dump(mode="json"), 201, run)
@@ -171,7 +182,8 @@ for _step_name, (_, _step_model) in STEPS.items():
 @router.get("/tickets/{ticket_id}", response_model=TicketState, responses=ERRORS, tags=["tickets"])
 async def get_ticket(
     ticket_id: TicketId, staff: CurrentStaff, svc: Svc,
-    as_of: Annotated[datetime | None, Query(description="ISO-8601 business time; the state as it stood then")] = None,
+    as_of: Annotated[AwareDatetime | None, Query(
+        description="ISO-8601 business time with its zone (Z or +08:00); the state as it stood then")] = None,
     version: Annotated[int | None, Query(ge=1, le=1_000_000, description="the state after this version")] = None,
 ) -> Any:
     """The ticket now (status, assignee, deadlines, breaches, escalations), or, with

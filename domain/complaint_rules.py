@@ -20,10 +20,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
 from domain.casework import CaseState, IllegalStep, OpenWindow, evolve_alarm, open_window
 from domain.steps import Payload, Text
+from domain.text import Line, Lines
 
 # category -> the kind of department that handles it (§九.C.4-5)
 ROUTES: dict[str, str] = {
@@ -50,54 +51,54 @@ Category = Literal["product_quality", "functionality", "installation", "commissi
 class RegisterComplaint(Payload):
     """接待员登记 (§九.C.2): who, how, about whom, what."""
 
-    customer: str = Field(min_length=1, max_length=200)
-    contact: str = Field(min_length=3, max_length=200, description="phone or email to reply to")
+    customer: Line = Field(min_length=1, max_length=200)
+    contact: Line = Field(min_length=3, max_length=200, description="phone or email to reply to")
     channel: Literal["phone", "email", "letter", "visit"]
     category: Category
-    description: str = Text
-    about_person: str | None = Field(default=None, min_length=1, max_length=64,
-                                     description="staff id of the person complained about")
-    about_department: str | None = Field(default=None, min_length=1, max_length=64,
-                                         description="id of the department complained about")
-    emergency: bool = Field(default=False, description="reported up to leadership at once (§九.C.2)")
-    ticket_id: str | None = Field(default=None, min_length=1, max_length=64,
-                                  description="the fault ticket this complaint is about, if any")
+    description: Lines = Text
+    about_person: Line | None = Field(default=None, min_length=1, max_length=64,
+                                      description="staff id of the person complained about")
+    about_department: Line | None = Field(default=None, min_length=1, max_length=64,
+                                          description="id of the department complained about")
+    emergency: StrictBool = Field(default=False, description="reported up to leadership at once (§九.C.2)")
+    ticket_id: Line | None = Field(default=None, min_length=1, max_length=64,
+                                   description="the fault ticket this complaint is about, if any")
 
 
 class Acknowledge(Payload):
     """受理: the handling department takes it up; the handler answers for the reply."""
 
-    handler: str | None = Field(default=None, min_length=1, max_length=64,
-                                description="staff id; the acting person when omitted")
-    note: str = Field(default="", max_length=2000)
+    handler: Line | None = Field(default=None, min_length=1, max_length=64,
+                                 description="staff id; the acting person when omitted")
+    note: Lines = Field(default="", max_length=2000)
 
 
 class CustomerEscalates(Payload):
     """The customer takes the complaint to the direct superior or to leadership (§九.C.3)."""
 
     to: Literal["superior", "leadership"]
-    reason: str = Text
+    reason: Lines = Text
 
 
 class Reply(Payload):
     """答复: the finding and the reply; a substantiated complaint is attributed."""
 
-    reply: str = Text
-    substantiated: bool
-    finding: str = Field(default="", max_length=4000)
-    responsible_person: str | None = Field(default=None, min_length=1, max_length=64,
-                                           description="defaults to the person complained about")
-    responsible_department: str | None = Field(default=None, min_length=1, max_length=64,
-                                               description="defaults to the department complained about")
+    reply: Lines = Text
+    substantiated: StrictBool
+    finding: Lines = Field(default="", max_length=4000)
+    responsible_person: Line | None = Field(default=None, min_length=1, max_length=64,
+                                            description="defaults to the person complained about")
+    responsible_department: Line | None = Field(default=None, min_length=1, max_length=64,
+                                                description="defaults to the department complained about")
 
 
 class Close(Payload):
     """回访: the customer's satisfaction; a valuable suggestion is marked for reward (§九.C.6)."""
 
-    satisfaction: int = Field(ge=1, le=5)
-    customer_comment: str = Field(default="", max_length=2000)
-    valuable_suggestion: bool = False
-    reward_note: str = Field(default="", max_length=2000)
+    satisfaction: StrictInt = Field(ge=1, le=5)
+    customer_comment: Lines = Field(default="", max_length=2000)
+    valuable_suggestion: StrictBool = False
+    reward_note: Lines = Field(default="", max_length=2000)
 
     @field_validator("reward_note")
     @classmethod

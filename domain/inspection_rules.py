@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, StrictBool, StrictFloat, ValidationInfo, field_validator
 
 from domain.casework import CaseState, IllegalStep, OpenWindow, evolve_alarm
 from domain.policy import Severity
 from domain.steps import Payload, Text
+from domain.text import Line, Lines
 
 # kind -> window from the day it falls due. WEIBAO_INSPECTION_WINDOWS overrides.
 WINDOWS: dict[str, timedelta] = {
@@ -29,27 +30,27 @@ REPLACE_AT_DRIFT_PERCENT = 20.0  # a device this far off its delivered performan
 
 
 class AssignVisit(Payload):
-    engineer: str = Field(min_length=1, max_length=64)
+    engineer: Line = Field(min_length=1, max_length=64)
 
 
 class Call(Payload):
     """电话交流 (§八.7)."""
 
-    spoke_with: str = Field(min_length=1, max_length=200)
-    notes: str = Text
-    issues: list[str] = Field(default_factory=list, max_length=50)
+    spoke_with: Line = Field(min_length=1, max_length=200)
+    notes: Lines = Text
+    issues: list[Line] = Field(default_factory=list, max_length=50)
 
 
 class Finding(Payload):
-    device: str = Field(min_length=1, max_length=200)
+    device: Line = Field(min_length=1, max_length=200)
     status: Literal["ok", "degraded", "faulty"]
-    drift_percent: float | None = Field(default=None, ge=0, le=1000,
-                                        description="performance off its delivered state, in %")
-    notes: str = Field(default="", max_length=2000)
-    recommend_replacement: bool = False
-    open_ticket: bool = Field(default=False, description="open a fault ticket for this device")
+    drift_percent: StrictFloat | None = Field(default=None, ge=0, le=1000,
+                                              description="performance off its delivered state, in %")
+    notes: Lines = Field(default="", max_length=2000)
+    recommend_replacement: StrictBool = False
+    open_ticket: StrictBool = Field(default=False, description="open a fault ticket for this device")
     severity: Severity = Severity.general
-    symptoms: str = Field(default="", max_length=2000, validate_default=True)
+    symptoms: Lines = Field(default="", max_length=2000, validate_default=True)
 
     @field_validator("symptoms")
     @classmethod
@@ -62,13 +63,13 @@ class Finding(Payload):
 class Inspect(Payload):
     """检查 (§八.8-10): who went, the customer's staff, findings per device."""
 
-    team: list[str] = Field(min_length=1, max_length=20, description="staff ids of who went")
-    customer_staff_present: bool
-    customer_staff: list[str] = Field(default_factory=list, max_length=50)
-    trained: bool = Field(default=False, validate_default=True)
-    training_topics: str = Field(default="", max_length=2000)
+    team: list[Line] = Field(min_length=1, max_length=20, description="staff ids of who went")
+    customer_staff_present: StrictBool
+    customer_staff: list[Line] = Field(default_factory=list, max_length=50)
+    trained: StrictBool = Field(default=False, validate_default=True)
+    training_topics: Lines = Field(default="", max_length=2000)
     findings: list[Finding] = Field(min_length=1, max_length=500)
-    summary: str = Field(default="", max_length=4000)
+    summary: Lines = Field(default="", max_length=4000)
 
     @field_validator("trained")
     @classmethod
@@ -79,7 +80,7 @@ class Inspect(Payload):
 
 
 class Cancel(Payload):
-    reason: str = Text
+    reason: Lines = Text
 
 
 STEPS: dict[str, tuple[str, type[Payload]]] = {

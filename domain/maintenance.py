@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from domain.casework import CaseState, IllegalStep
 from domain.policy import CST, Zone
 from domain.steps import Payload, Text
+from domain.text import Line, Lines
 
 VISIT_KINDS = ("follow_up", "routine", "key_equipment", "full")
 EVERY_MONTHS: dict[str, int] = {"follow_up": 1, "key_equipment": 6, "full": 12}  # routine: per contract
@@ -62,17 +63,17 @@ def inspection_id(contract_id: str, kind: str, month: int) -> str:
 class StartPlan(Payload):
     """The plan of one maintenance contract."""
 
-    customer: str = Field(min_length=1, max_length=200)
-    site: str = Field(min_length=1, max_length=500)
-    contact_phone: str = Field(min_length=3, max_length=40, pattern=r"^[0-9+()\- ]+$",
-                               description="the users' phone for the monthly follow-up (§八.7)")
+    customer: Line = Field(min_length=1, max_length=200)
+    site: Line = Field(min_length=1, max_length=500)
+    contact_phone: Line = Field(min_length=3, max_length=40, pattern=r"^[0-9+()\- ]+$",
+                                description="the users' phone for the monthly follow-up (§八.7)")
     zone: Zone = Field(default=Zone.A, description="the site's zone, for tickets a finding opens")
     delivery_date: date = Field(ge=date(2000, 1, 1), le=date(2100, 12, 31), description="交付使用: month 0 of the plan")
     routine_every_months: Literal[1, 3] = Field(default=3, description="routine inspection monthly or quarterly (§八.8)")
     end_date: date | None = Field(default=None, le=date(2200, 12, 31),
                                   description="the maintenance contract's last day, if it ends")
-    responsible: str | None = Field(default=None, min_length=1, max_length=64,
-                                    description="staff id of the engineer in charge; else the project department head")
+    responsible: Line | None = Field(default=None, min_length=1, max_length=64,
+                                     description="staff id of the engineer in charge; else the project department head")
 
     @field_validator("end_date")
     @classmethod
@@ -85,7 +86,7 @@ class StartPlan(Payload):
 
 class ChangePlan(Payload):
     routine_every_months: Literal[1, 3] | None = None
-    responsible: str | None = Field(default=None, min_length=1, max_length=64)
+    responsible: Line | None = Field(default=None, min_length=1, max_length=64)
     end_date: date | None = Field(default=None, le=date(2200, 12, 31), validate_default=True)
 
     @field_validator("end_date")
@@ -97,7 +98,7 @@ class ChangePlan(Payload):
 
 
 class EndPlan(Payload):
-    reason: str = Text
+    reason: Lines = Text
 
 
 STEPS: dict[str, tuple[str, type[Payload]]] = {

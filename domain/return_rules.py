@@ -20,11 +20,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
 from domain.casework import CaseState, IllegalStep, OpenWindow, evolve_alarm, open_window
 from domain.policy import CST
 from domain.steps import Payload, Text
+from domain.text import Line, Lines
 
 DefectKind = Literal["quality", "not_as_ordered", "user_damage", "other"]
 
@@ -108,16 +109,16 @@ FLOWS: dict[str, tuple[str, ...]] = {
 class RequestReturn(Payload):
     """退换货申请: the unit, when it was delivered, what is wrong."""
 
-    customer: str = Field(min_length=1, max_length=200)
-    contact: str = Field(min_length=3, max_length=200)
-    product: str = Field(min_length=1, max_length=200)
-    serial_no: str = Field(default="", max_length=100)
+    customer: Line = Field(min_length=1, max_length=200)
+    contact: Line = Field(min_length=3, max_length=200)
+    product: Line = Field(min_length=1, max_length=200)
+    serial_no: Line = Field(default="", max_length=100)
     delivery_date: date
-    defect: str = Text
+    defect: Lines = Text
     defect_kind: DefectKind
     wanted: Literal["return", "exchange"] = "return"
     warranty_until: date | None = None
-    ticket_id: str | None = Field(default=None, min_length=1, max_length=64)
+    ticket_id: Line | None = Field(default=None, min_length=1, max_length=64)
 
     @field_validator("warranty_until")
     @classmethod
@@ -131,8 +132,8 @@ class RequestReturn(Payload):
 class Approve(Payload):
     """项目部审批."""
 
-    approved: bool
-    note: str = Field(default="", max_length=2000, validate_default=True)
+    approved: StrictBool
+    note: Lines = Field(default="", max_length=2000, validate_default=True)
 
     @field_validator("note")
     @classmethod
@@ -145,11 +146,11 @@ class Approve(Payload):
 class Inspect(Payload):
     """技术部门检测: the root cause, and who answers for it (§九.D.4)."""
 
-    defect_confirmed: bool
-    root_cause: str = Text
-    responsible_department: str | None = Field(default=None, min_length=1, max_length=64, validate_default=True)
-    responsible_person: str | None = Field(default=None, min_length=1, max_length=64)
-    notes: str = Field(default="", max_length=4000)
+    defect_confirmed: StrictBool
+    root_cause: Lines = Text
+    responsible_department: Line | None = Field(default=None, min_length=1, max_length=64, validate_default=True)
+    responsible_person: Line | None = Field(default=None, min_length=1, max_length=64)
+    notes: Lines = Field(default="", max_length=4000)
 
     @field_validator("responsible_department")
     @classmethod
@@ -163,28 +164,28 @@ class Refund(Payload):
     """财务退款."""
 
     amount_yuan: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
-    reference: str = Field(min_length=1, max_length=100)
+    reference: Line = Field(min_length=1, max_length=100)
 
 
 class Ship(Payload):
     """换货发出."""
 
-    replacement_serial_no: str = Field(min_length=1, max_length=100)
-    carrier: str = Field(default="", max_length=100)
+    replacement_serial_no: Line = Field(min_length=1, max_length=100)
+    carrier: Line = Field(default="", max_length=100)
 
 
 class Confirm(Payload):
     """客户确认."""
 
-    confirmed_by: str = Field(min_length=1, max_length=200)
-    satisfaction: int = Field(ge=1, le=5)
-    note: str = Field(default="", max_length=2000)
+    confirmed_by: Line = Field(min_length=1, max_length=200)
+    satisfaction: StrictInt = Field(ge=1, le=5)
+    note: Lines = Field(default="", max_length=2000)
 
 
 class Assign(Payload):
     """The current hand-off's department puts a named person on it."""
 
-    person: str = Field(min_length=1, max_length=64)
+    person: Line = Field(min_length=1, max_length=64)
 
 
 # step name -> (event type recorded, payload model, the hand-off it completes or None)

@@ -112,6 +112,7 @@ async def api_stack(env, org, kind: str, use_store) -> AsyncIterator[Api]:
     task_queue = f"tq-{uuid.uuid4()}"
     models = ReadModels()
     services = Services.build(env.client, tickets, org, task_queue=task_queue, read_models=models)
+    services.clock = env.get_current_time  # the workflows' clock, which the time-skipping server moves
     app = create_app(services)
     runner = catch_up_ticket_list(app, services)
     try:

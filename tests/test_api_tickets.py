@@ -123,7 +123,7 @@ async def test_malformed_bodies_answer_422_naming_the_field(api: Api):
         r = await api.post(f"/tickets/{tid}/steps/{step_name}", "S001", body)
         assert r.status_code == 422, (step_name, body, r.text)
         got = r.json()
-        assert set(got) == {"error", "detail", "field"} and got["error"] == "invalid"
+        assert set(got) == {"error", "detail", "field", "errors"} and got["error"] == "invalid"
         assert got["field"] == field, (step_name, body, got)
         assert field in got["detail"] or field == "body"
     r = await api.http.post(f"/tickets/{tid}/steps/arrive", content=b"{not json",
