@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_log_level: str = "info"
     api_access_log: bool = True
+    idempotency_ttl: str = "7d"  # how long an Idempotency-Key and its answer are kept (api/idempotency.py)
     api_max_body: int = 1 << 20  # bytes of a request body; a larger one is answered 413
 
     # the organisation and the rules
@@ -138,7 +139,8 @@ class Settings(BaseSettings):
 
     # --- checks (each message says what is wanted and what was given) ----------------------
 
-    @field_validator("delivery_first_retry", "delivery_longest_retry", "ack_within", "ack_link_ttl")
+    @field_validator("delivery_first_retry", "delivery_longest_retry", "ack_within", "ack_link_ttl",
+                     "idempotency_ttl")
     @classmethod
     def _duration(cls, v: Any) -> Any:
         duration(str(v))

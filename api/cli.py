@@ -2,7 +2,10 @@
 
     weibao run        start the Temporal dev server (SQLite file, WAL), the worker and
                       the other processes, print where they are; Ctrl-C stops them all
-    weibao token STAFF_ID            issue an API bearer token (printed once, only its hash kept)
+    weibao token STAFF_ID [--days N] issue an API bearer token (printed once, only its hash kept;
+                                     expires after N days, 30 by default)
+    weibao token --list [STAFF_ID]   every token: id, staff, created, expires, last used, revoked
+    weibao token --revoke-token ID   revoke one token (its id from --list)
     weibao token --revoke STAFF_ID   revoke every token of that staff member
     weibao login-link STAFF_ID       print a one-time sign-in link to the web console
     weibao projections status        each read model's position and lag behind the event store
@@ -17,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from activities import config
@@ -119,27 +123,66 @@ def api_url() -> str:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from api.auth import Tokens
+    from api.auth import DEFAULT_DAYS, Tokens, UnknownToken, token_id
     from api.db import Database
 
-    staff = config.load_org().get(args.staff_id)
-    if staff is None and not args.revoke:
-        print(f"weibao: {args.staff_id} is not on the staff of {config.org_file()}", file=sys.stderr)
+    def fail(message: str) -> int:
+        print(f"weibao: {message}", file=sys.stderr)
         return 2
+
+    issuing = not (args.list or args.revoke or args.revoke_token is not None)
+    if args.list + args.revoke + (args.revoke_token is not None) > 1:
+        return fail("give one of --list, --revoke STAFF_ID, --revoke-token ID")
+    if args.revoke_token is not None and args.staff_id is not None:
+        return fail("--revoke-token ID takes no STAFF_ID")
+    if (issuing or args.revoke) and args.staff_id is None:
+        return fail("give a STAFF_ID (or --list, or --revoke-token ID)")
+    if args.days is not None and not issuing:
+        return fail("--days is for issuing a token")
+    days = DEFAULT_DAYS if args.days is None else args.days
+    if days < 1:
+        return fail(f"--days must be 1 or more, not {days}")
+    staff = config.load_org().get(args.staff_id)
+    if issuing and staff is None:
+        return fail(f"{args.staff_id} is not on the staff of {config.org_file()}")
     db = Database()
     try:
         tokens = Tokens(db)
+        if args.list:
+            _print_tokens(tokens.list(args.staff_id))
+            return 0
+        if args.revoke_token is not None:
+            try:
+                info = tokens.revoke_token(args.revoke_token)
+            except UnknownToken as e:
+                return fail(str(e))
+            print(f"weibao: token {info.id} of {info.staff_id} revoked (at {_when(info.revoked)})", file=sys.stderr)
+            return 0
         if args.revoke:
             n = tokens.revoke(args.staff_id)
             print(f"weibao: revoked {n} token(s) of {args.staff_id}", file=sys.stderr)
             return 0
-        token = tokens.issue(staff.id)
+        token = tokens.issue(staff.id, days)
     finally:
         db.close()
-    print(f"weibao: token for {staff.id} ({staff.name}, {staff.role}); it is shown only this once",
-          file=sys.stderr)
+    print(f"weibao: token {token_id(token)} for {staff.id} ({staff.name}, {staff.role}), valid {days} days; "
+          "it is shown only this once", file=sys.stderr)
     print(token)
     return 0
+
+
+def _when(t: datetime | None) -> str:
+    return t.strftime("%Y-%m-%d %H:%M UTC") if t is not None else "-"
+
+
+def _print_tokens(rows: list) -> None:
+    now = datetime.now(timezone.utc)
+    table = [("id", "staff", "created", "expires", "last used", "revoked", "status")]
+    table += [(t.id, t.staff_id, _when(t.created), _when(t.expires), _when(t.last_used), _when(t.revoked),
+               t.status(now)) for t in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
 
 
 def cmd_login_link(args: argparse.Namespace) -> int:
@@ -163,9 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-dev-server", action="store_true", help="use the Temporal at TEMPORAL_ADDRESS")
     run.add_argument("--ui-port", type=int, help="the dev server's web UI port (default WEIBAO_TEMPORAL_UI_PORT)")
     run.set_defaults(func=cmd_run)
-    token = sub.add_parser("token", help="issue (or --revoke) an API bearer token for a staff member")
-    token.add_argument("staff_id", metavar="STAFF_ID", help="a staff id of the org file (WEIBAO_ORG_FILE)")
+    token = sub.add_parser("token", help="issue, list or revoke API bearer tokens")
+    token.add_argument("staff_id", metavar="STAFF_ID", nargs="?",
+                       help="a staff id of the org file (WEIBAO_ORG_FILE); with --list, whose tokens")
+    token.add_argument("--days", type=int, metavar="N", help="the new token expires after N days (default 30)")
+    token.add_argument("--list", action="store_true", help="list tokens: id, staff, created, expires, last used, "
+                                                           "revoked")
     token.add_argument("--revoke", action="store_true", help="revoke every token of STAFF_ID")
+    token.add_argument("--revoke-token", metavar="ID", help="revoke the one token with this id (from --list)")
     token.set_defaults(func=cmd_token)
     link = sub.add_parser("login-link", help="print a one-time console sign-in link for a staff member")
     link.add_argument("staff_id", metavar="STAFF_ID", help="a staff id of the org file (WEIBAO_ORG_FILE)")

@@ -53,6 +53,11 @@ class Database:
             c.execute(self._sql(statement), params)
             return c.fetchone()
 
+    def fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._cursor() as c:
+            c.execute(self._sql(statement), params)
+            return c.fetchall()
+
     def close(self) -> None:
         if self._pool is None:
             self._conn.close()
