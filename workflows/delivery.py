@@ -72,7 +72,7 @@ class DeliveryWorkflow:
                             maximum_interval=plan.longest_retry, maximum_attempts=plan.attempts,
                             non_retryable_error_types=["Undeliverable"])
         try:
-            await workflow.execute_activity_method(Deliveries.deliver, job, start_to_close_timeout=timedelta(seconds=60),
+            await workflow.execute_activity_method(Deliveries.deliver, job, start_to_close_timeout=timedelta(seconds=30),
                                                    retry_policy=retry)
         except ActivityError as e:
             reason = e.cause.message if isinstance(e.cause, ApplicationError) else str(e.cause or e)
