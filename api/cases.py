@@ -146,6 +146,12 @@ async def register_complaint(body: RegisterComplaint, staff: CurrentStaff, svc: 
                              idempotency_key: IdempotencyKey = None) -> Any:
     """登记: an intake clerk registers a complaint or opinion; routed by its category."""
     require(permissions.may_register(staff, "complaint"))
+    # what the workflow would refuse starts no workflow: a refused request leaves nothing behind
+    if body.about_person and svc.org.get(body.about_person) is None:
+        raise ApiError(422, "invalid", f"about_person: {body.about_person!r} is not on the staff", "about_person")
+    if body.about_department and body.about_department not in svc.org.departments:
+        raise ApiError(422, "invalid", f"about_department: {body.about_department!r} is not a department",
+                       "about_department")
 
     async def run(token: str | None) -> dict[str, Any]:
         cid = f"c{token[:15]}" if token else f"c{uuid.uuid4().hex[:15]}"

@@ -15,8 +15,9 @@ from api.app import create_app
 from api.idempotency import scope_of
 from domain.policy import CST
 from tests.api_fixtures import Api, api, pg_api, served  # noqa: F401 - fixtures
-from tests.case_helpers import RETURN
+from tests.case_helpers import COMPLAINT, RETURN
 from tests.conftest import PG_DBNAME
+from workflows.complaint import complaint_workflow_id
 from workflows.returns import return_workflow_id
 
 
@@ -111,3 +112,13 @@ async def test_a_return_refused_for_a_delivery_in_the_future_starts_no_workflow(
         await api.services.client.get_workflow_handle(return_workflow_id(rid)).describe()
     assert gone.value.status == RPCStatusCode.NOT_FOUND
     assert (await api.get(f"/returns/{rid}", "M001")).status_code == 404
+
+
+async def test_a_complaint_about_someone_not_on_the_staff_starts_no_workflow(api: Api):
+    for field, value in (("about_person", "X999"), ("about_department", "marketing")):
+        r = await api.post("/complaints", "C001", {**COMPLAINT, field: value}, key=f"unknown-{field}")
+        assert r.status_code == 422 and r.json()["field"] == field, r.text
+        cid = f"c{scope_of('C001', f'unknown-{field}')[:24][:15]}"
+        with pytest.raises(RPCError) as gone:
+            await api.services.client.get_workflow_handle(complaint_workflow_id(cid)).describe()
+        assert gone.value.status == RPCStatusCode.NOT_FOUND
