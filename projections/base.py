@@ -31,6 +31,7 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from domain import policy
 from domain.policy import CST
+from projections import quarantine
 
 log = logging.getLogger("weibao.projections")
 
@@ -225,6 +226,7 @@ class ReadModelView(TrackingRecorder):
 
     dialect = 0  # 0 SQLite, 1 PostgreSQL
     tracking_table_name: str
+    read_model = ""  # the read model's name: its rows in the shared quarantine table
     tables: tuple[Table, ...] = ()  # a subclass may name them, for the library's ProjectionRunner
 
     def sql(self, statement: str) -> str:
@@ -296,6 +298,7 @@ class ReadModelView(TrackingRecorder):
         built it) is dropped with the others and the position, to be rebuilt."""
         with self.transaction() as curs:
             self._lock_versions(curs)
+            curs.execute(quarantine.ddl(self.dialect))
             stale = [t.name for t in self.tables if self._columns(curs, t.name) not in ([], list(t.names))]
             if stale:
                 log.warning("%s: the columns of %s changed: dropped, to be rebuilt from the first event",
@@ -317,11 +320,13 @@ class ReadModelView(TrackingRecorder):
         return [r["name"] for r in curs.fetchall()]
 
     def reset(self, application_name: str) -> None:
-        """Drop the read model's rows and its position, in one transaction."""
+        """Drop the read model's rows, its position and its quarantine, in one transaction."""
         with self.transaction() as curs:
             self._recreate(curs)
             curs.execute(self.sql(f"DELETE FROM {self.tracking_table_name} WHERE application_name = ?"),
                          [application_name])
+            if self.read_model:
+                quarantine.forget(self, curs, self.read_model)
 
     def _recreate(self, curs: Any) -> None:
         """Drop the read model's tables and create them as its Tables now say."""
@@ -372,9 +377,12 @@ class ReadModelView(TrackingRecorder):
 
     def _forget_positions(self, curs: Any) -> None:
         """Delete the view's positions: every row of its tracking table but the library's
-        own (its "__migration__" row records the table's format, not a position)."""
+        own (its "__migration__" row records the table's format, not a position), and
+        its quarantine: a rebuild tries those events again."""
         curs.execute(self.sql(f"DELETE FROM {self.tracking_table_name} WHERE application_name <> ?"),
                      [self.table_migration_identifier])
+        if self.read_model:
+            quarantine.forget(self, curs, self.read_model)
 
 
 VERSIONS = "read_model_versions"  # tracking table -> the read model and version that built its view
@@ -518,6 +526,7 @@ class ReadModel(Projection[ReadModelView]):
 
     def __init__(self, view: ReadModelView):
         super().__init__(view)
+        view.read_model = self.name
         view.ensure_version(self.name, self.version)
         # The per-ticket rows as of position `_cached_at`: valid while this process
         # is the one that moves the position (the compare-and-set says so).
@@ -529,8 +538,30 @@ class ReadModel(Projection[ReadModelView]):
         return (cls.tickets, *cls.facts)
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        """The library's one-event entry point (ProjectionRunner): a batch of one."""
-        self.process_batch([(domain_event, tracking)], self.view.max_tracking_id(tracking.application_name))
+        """The library's one-event entry point (ProjectionRunner): a batch of one, the
+        event quarantined if it cannot be applied (an operational error is raised)."""
+        expected = self.view.max_tracking_id(tracking.application_name)
+        try:
+            self.process_batch([(domain_event, tracking)], expected)
+        except PositionConflict:
+            raise
+        except Exception as e:
+            if quarantine.is_operational(e):
+                raise
+            self.quarantine((domain_event, tracking), expected, quarantine.reason(e))
+
+    def quarantine(self, item: tuple[Any, Tracking], expected: int | None, why: str) -> None:
+        """Set an event that cannot be applied aside, with `why`, and move the position
+        past it from `expected`, in one transaction; PositionConflict if it had moved."""
+        event, tracking = item
+        self._cache.clear()
+        self._cached_at = None
+        with self.view.transaction() as curs:
+            self.view.advance(curs, expected, tracking)
+            quarantine.record(self.view, curs, self.name, tracking.notification_id, event, why)
+        log.error("%s: quarantined %s v%s of %s (notification %s): %s; the read model goes on past it",
+                  self.name, quarantine.topic_of(event).rsplit(".", 1)[-1], event.originator_version,
+                  event.originator_id, tracking.notification_id, why)
 
     def process_batch(self, items: Sequence[tuple[Any, Tracking]], expected: int | None,
                       keys: EventKeys | None = None) -> None:
@@ -559,6 +590,8 @@ class ReadModel(Projection[ReadModelView]):
         self._cached_at = items[-1][1].notification_id
 
     def _handler(self, cls: type) -> Any:
+        if cls is quarantine.Undecodable:
+            return _undecodable
         self.apply  # noqa: B018 -- binding it completes any deferred registrations
         method = next(k.__dict__["apply"] for k in type(self).__mro__ if "apply" in k.__dict__)
         handler = self._handlers[cls] = method.dispatcher.dispatch(cls)
@@ -567,3 +600,8 @@ class ReadModel(Projection[ReadModelView]):
     @singledispatchmethod
     def apply(self, event: Any, batch: Batch) -> None:
         """Events this read model does not use."""
+
+
+def _undecodable(model: ReadModel, event: quarantine.Undecodable, batch: Batch) -> None:
+    """A stored event that could not be decoded fails where it stands: it is quarantined."""
+    raise event.error

@@ -22,6 +22,7 @@ from domain import kinds, permissions
 from domain.chained import ChainedCase
 from domain.ticket import Ticket
 from projections.base import Batch, EventKeys, ReadModel, ReadModelView, Table, event_keys, iso, org
+from projections.quarantine import Undecodable
 
 CASES = Table(
     "case_list",
@@ -93,11 +94,12 @@ class CaseList(ReadModel):
 
     def process_batch(self, items: Sequence[tuple[Any, Tracking]], expected: int | None,
                       keys: EventKeys | None = None) -> None:
-        """Only the events this read model uses (every case kind's but the tickets' steps):
-        the batch's last event always, so the position moves to the end of the batch."""
+        """Only the events this read model uses (every case kind's but the tickets' steps, and
+        any that cannot be decoded, to be quarantined): the batch's last event always, so
+        the position moves to the end of the batch."""
         if not items:
             return
-        wanted = [x for x in items if _kind_of(type(x[0])) is not None]
+        wanted = [x for x in items if _kind_of(type(x[0])) is not None or isinstance(x[0], Undecodable)]
         if not wanted or wanted[-1] is not items[-1]:
             wanted.append(items[-1])
         super().process_batch(wanted, expected, event_keys(wanted))

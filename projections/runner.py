@@ -5,7 +5,13 @@ models, decodes each event once, and gives every read model the events past its 
 position: one transaction per read model per batch, its tracking position moved in
 the same transaction. SQLite cannot subscribe, so the runner polls it; on PostgreSQL
 it wakes on LISTEN/NOTIFY and also pulls on a timeout, because a notification can
-be missed (eventsourcing issue #305)."""
+be missed (eventsourcing issue #305).
+
+Nothing stops a read model for good (`projections.quarantine`): an operational error
+(the database restarting, a connection lost, a serialization failure) is retried with
+backoff, that read model alone, until it goes through; an event that fails however often
+it is tried is found by applying the failed batch in halves, quarantined, and the rest of
+the batch applied."""
 from __future__ import annotations
 
 import logging
@@ -17,6 +23,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -26,6 +33,7 @@ from eventsourcing.utils import Environment
 
 from activities import config
 from activities.store import open_store, store_env
+from projections import quarantine
 from projections.base import (EventKeys, PositionConflict, PostgresReadModelView, ReadModel, ReadModelView,
                               SQLiteReadModelView, event_keys)
 from projections.candidates import Candidates
@@ -45,6 +53,9 @@ READ_MODELS: tuple[type[ReadModel], ...] = (  # costliest to apply first (see `g
 )
 BY_NAME = {m.name: m for m in READ_MODELS}
 UPSTREAM = "tickets"  # the EventStore application's name: the tracked notification log
+# A pooled connection is checked before it is handed out: after a restart of PostgreSQL
+# a read (an API request) or a batch gets a live connection, not the one the server closed.
+CHECKED = {"POSTGRES_PRE_PING": "y"}
 
 
 class ReadModels:
@@ -53,16 +64,21 @@ class ReadModels:
 
     def __init__(self, kind: str | None = None, models: tuple[type[ReadModel], ...] = READ_MODELS):
         self.kind = kind or config.store_kind()
-        env = store_env(self.kind, POSTGRES_POOL_SIZE="2", POSTGRES_MAX_OVERFLOW="4")
+        env = store_env(self.kind, POSTGRES_POOL_SIZE="2", POSTGRES_MAX_OVERFLOW="4", **CHECKED)
         self.factory = InfrastructureFactory.construct(Environment("projections", env))
         view_class = PostgresReadModelView if self.kind == "postgres" else SQLiteReadModelView
         self.projections: dict[str, ReadModel] = {}
-        with self._ddl_lock():
-            for model in models:
-                view = view_class(self.factory.datastore, tracking_table_name=f"{model.name}_tracking",
-                                  tables=model.tables())
-                view.create_table()
-                self.projections[model.name] = model(view=view)
+        try:
+            with self._ddl_lock():
+                for model in models:
+                    view = view_class(self.factory.datastore, tracking_table_name=f"{model.name}_tracking",
+                                      tables=model.tables())
+                    view.read_model = model.name
+                    view.create_table()
+                    self.projections[model.name] = model(view=view)
+        except BaseException:
+            self.factory.close()  # its pool's connections and threads
+            raise
 
     @contextmanager
     def _ddl_lock(self) -> Iterator[None]:
@@ -98,6 +114,21 @@ def read_models() -> ReadModels:
     return ReadModels()
 
 
+@dataclass
+class Backoff:
+    """Retries of one read model (or of reading the event store) after operational errors:
+    0.25 s, doubling to at most `MAX_BACKOFF`, for as long as it takes."""
+
+    since: float
+    attempts: int = 0
+    due: float = 0.0
+    reason: str = ""
+
+
+MAX_BACKOFF = 15.0
+READING = "(reading the event store)"
+
+
 class Runner:
     """Applies the tickets' events to the read models, in batches, exactly once."""
 
@@ -113,7 +144,8 @@ class Runner:
         self._next: tuple[int, Any] | None = None  # (start, future) of the batch being read ahead
         self.projections = [p for n, p in models.projections.items() if names is None or n in names]
         self.positions: dict[str, int | None] = {p.name: p.view.max_tracking_id(app.name) for p in self.projections}
-        self.failed: dict[str, str] = {}
+        self.retrying: dict[str, Backoff] = {}  # read models (and READING) waiting to retry an operational error
+        self.failed: dict[str, str] = {}  # read models given up on by `catch_up` (its patience ran out)
         self.applied = 0  # events read and applied since start
 
     def lag(self) -> dict[str, int]:
@@ -121,17 +153,25 @@ class Runner:
         return {name: head - (pos or 0) for name, pos in self.positions.items()}
 
     def step(self) -> int:
-        """Pull one batch and apply it to every read model that is behind; returns the
-        number of events pulled (0: all caught up)."""
-        active = [p for p in self.projections if p.name not in self.failed]
+        """Pull one batch and apply it to every read model that is behind (and not waiting
+        to retry); returns the number of events pulled (0: all caught up, or waiting)."""
+        now = time.monotonic()
+        if not self._due(READING, now):
+            return 0
+        active = [p for p in self.projections if p.name not in self.failed and self._due(p.name, now)]
         if not active:
             return 0
         start = min(self.positions[p.name] or 0 for p in active)
         prefetched, self._next = self._next, None
-        if prefetched is not None and prefetched[0] == start:
-            events, keys = prefetched[1].result()
-        else:
-            events, keys = self._read(start)
+        try:
+            if prefetched is not None and prefetched[0] == start:
+                events, keys = prefetched[1].result()
+            else:
+                events, keys = self._read(start)
+        except Exception as e:  # nothing here is an event's fault (those are decoded one by one)
+            self._back_off(READING, e)
+            return 0
+        self._resumed(READING)
         if not events:
             return 0
         if len(events) == self.batch_size and self.pool is not None:  # read on while this batch is applied
@@ -153,106 +193,214 @@ class Runner:
         return len(events)
 
     def _read(self, start: int) -> tuple[list[tuple[Any, Tracking]], EventKeys]:
-        """Up to batch_size events after `start`, decoded once for all read models."""
+        """Up to batch_size events after `start`, decoded once for all read models; one
+        that cannot be decoded stands as `Undecodable`, for each read model to quarantine."""
         notifications = self.app.recorder.select_notifications(start=start, limit=self.batch_size,
                                                                inclusive_of_start=False)
         to_event, name = self.app.mapper.to_domain_event, self.app.name
-        events = [(to_event(n), Tracking(name, n.id)) for n in notifications]
+        events = []
+        for n in notifications:
+            try:
+                event = to_event(n)
+            except Exception as e:
+                event = quarantine.Undecodable(n, e)
+            events.append((event, Tracking(name, n.id)))
         return events, event_keys(events)
 
     def _apply(self, p: ReadModel, items: list[tuple[Any, Tracking]], position: int | None,
                keys: EventKeys) -> None:
         try:
-            p.process_batch(items, position, keys)
+            try:
+                p.process_batch(items, position, keys)
+            except PositionConflict:
+                raise
+            except Exception as e:
+                if quarantine.is_operational(e):
+                    raise
+                self._set_aside(p, items, e)  # an event of the batch fails however often it is tried
+            else:
+                self.positions[p.name] = items[-1][1].notification_id
+            self._resumed(p.name)
         except PositionConflict:
-            self.positions[p.name] = p.view.max_tracking_id(self.app.name)
-            log.warning("%s: position moved elsewhere (a rebuild or another runner); now %s",
-                        p.name, self.positions[p.name])
+            self._moved_elsewhere(p)
         except Exception as e:
-            first = items[0][0]
-            self.failed[p.name] = f"{type(e).__name__}: {e}"
-            log.exception("%s stopped at a batch starting with %s v%s (notification %s); the other read "
-                          "models go on", p.name, type(first).__name__, first.originator_version,
-                          items[0][1].notification_id)
-        else:
-            self.positions[p.name] = items[-1][1].notification_id
+            self._back_off(p.name, e)
+
+    def _moved_elsewhere(self, p: ReadModel) -> None:
+        try:
+            self.positions[p.name] = p.view.max_tracking_id(self.app.name)
+        except Exception as e:
+            self._back_off(p.name, e)
+            return
+        log.warning("%s: position moved elsewhere (a rebuild or another runner); now %s",
+                    p.name, self.positions[p.name])
+
+    def _set_aside(self, p: ReadModel, items: list[tuple[Any, Tracking]], error: Exception) -> None:
+        """The batch `items` failed with `error`, not an operational one: apply it in halves,
+        and again in halves what fails, until the events that fail alone are found; each is
+        quarantined and the position moves on. An operational error is raised, to retry."""
+        if len(items) == 1:
+            p.quarantine(items[0], self.positions[p.name], quarantine.reason(error))
+            self.positions[p.name] = items[0][1].notification_id
+            return
+        middle = len(items) // 2
+        for half in (items[:middle], items[middle:]):
+            try:
+                p.process_batch(half, self.positions[p.name], event_keys(half))
+            except PositionConflict:
+                raise
+            except Exception as e:
+                if quarantine.is_operational(e):
+                    raise
+                self._set_aside(p, half, e)
+            else:
+                self.positions[p.name] = half[-1][1].notification_id
+
+    def _due(self, name: str, now: float) -> bool:
+        backoff = self.retrying.get(name)
+        return backoff is None or now >= backoff.due
+
+    def _back_off(self, name: str, error: Exception) -> None:
+        """An operational error (or anything else outside an event): retry `name` later."""
+        now = time.monotonic()
+        backoff = self.retrying.setdefault(name, Backoff(since=now))
+        backoff.attempts += 1
+        delay = min(MAX_BACKOFF, 0.25 * 2 ** (backoff.attempts - 1))
+        backoff.due, backoff.reason = now + delay, quarantine.reason(error)
+        if not quarantine.is_operational(error):  # not expected: a bug of the runner's own, say
+            log.error("%s: %s", name, backoff.reason, exc_info=error)
+        log.warning("%s: %s; retrying in %.2fs (attempt %d)", name, backoff.reason, delay, backoff.attempts)
+
+    def _resumed(self, name: str) -> None:
+        backoff = self.retrying.pop(name, None)
+        if backoff is not None:
+            log.info("%s: resumed after %d failed attempts over %.1fs", name, backoff.attempts,
+                     time.monotonic() - backoff.since)
+
+    def next_retry(self) -> float | None:
+        """Seconds until the earliest retry is due (None: nothing waits to retry)."""
+        if not self.retrying:
+            return None
+        return max(0.0, min(b.due for b in self.retrying.values()) - time.monotonic())
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def catch_up(self, stop: threading.Event | None = None) -> int:
-        """Apply everything recorded so far (or until `stop`); returns the number of events pulled."""
+    def catch_up(self, stop: threading.Event | None = None, patience: float = 120.0) -> int:
+        """Apply everything recorded so far (or until `stop`); returns the number of events
+        pulled. An operational error is retried for up to `patience` seconds; a read model
+        still failing then is given up on (`failed`)."""
+        stop = stop or threading.Event()
         total = 0
-        while not (stop and stop.is_set()) and (n := self.step()):
+        while not stop.is_set():
+            n = self.step()
             total += n
+            if n:
+                continue
+            wait = self.next_retry()
+            if wait is None:
+                break
+            now = time.monotonic()
+            for name, backoff in list(self.retrying.items()):
+                if now - backoff.since > patience:
+                    self.failed[name] = backoff.reason
+                    del self.retrying[name]
+                    log.error("%s: gave up after %.0fs: %s", name, now - backoff.since, backoff.reason)
+            if READING in self.failed:
+                break
+            stop.wait(wait)
         return total
 
     def run(self, stop: threading.Event, poll_interval: float = 1.0, report_every: float = 10.0) -> None:
-        """Apply events until `stop` is set, logging progress."""
+        """Apply events until `stop` is set, logging progress. Nothing ends it but `stop`:
+        operational errors are retried with backoff, poisoned events quarantined."""
         waiter = _Waiter(self.app, self.models.kind, poll_interval, stop)
         try:
             started, last_report, last_applied = time.monotonic(), time.monotonic(), 0
             caught_up = False
             while not stop.is_set():
-                n = self.step()
+                try:
+                    n = self.step()
+                except Exception as e:  # not expected (step catches its own): never let it end the runner
+                    self._back_off(READING, e)
+                    n = 0
                 now = time.monotonic()
                 if n and (now - last_report >= report_every):
                     rate = (self.applied - last_applied) / (now - last_report)
-                    log.info("applied %d events (%.0f/s); lag %s", self.applied, rate, self.lag())
+                    log.info("applied %d events (%.0f/s); positions %s", self.applied, rate, self.positions)
                     last_report, last_applied = now, self.applied
                 if n == self.batch_size:
                     caught_up = False
                     continue
-                if not caught_up:
-                    log.info("caught up after %d events in %.1fs; positions %s%s", self.applied,
-                             now - started, self.positions,
-                             f"; failed {self.failed}" if self.failed else "")
+                if not caught_up and not self.retrying:
+                    log.info("caught up after %d events in %.1fs; positions %s", self.applied,
+                             now - started, self.positions)
                     caught_up = True
                 if n == 0:
-                    waiter.wait()
+                    retry = self.next_retry()
+                    waiter.wait(poll_interval if retry is None else min(poll_interval, retry))
         finally:
             waiter.close()
 
 
 class _Waiter:
     """Waits for new events: LISTEN/NOTIFY on PostgreSQL, with `poll_interval` as a
-    timeout all the same; a plain poll on SQLite."""
+    timeout all the same; a plain poll on SQLite. A lost LISTEN connection (a restart)
+    is opened again, at most every few seconds; meanwhile it polls."""
+
+    RECONNECT_EVERY = 2.0
 
     def __init__(self, app: Application, kind: str, poll_interval: float, stop: threading.Event):
         self.poll_interval, self.stop, self.conn = poll_interval, stop, None
         channel = getattr(app.recorder, "channel_name", None)
-        if channel and kind == "postgres":
-            try:
-                self.conn = psycopg.connect(config.postgres_conninfo(), autocommit=True)
-                self.conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
-            except psycopg.Error as e:
-                log.warning("LISTEN failed (%s); polling every %.1fs", e, poll_interval)
-                self.conn = None
+        self.channel = channel if channel and kind == "postgres" else None
+        self._next_connect = 0.0
+        self._connect()
 
-    def wait(self) -> None:
+    def _connect(self) -> None:
+        if self.channel is None or time.monotonic() < self._next_connect:
+            return
+        self._next_connect = time.monotonic() + self.RECONNECT_EVERY
+        try:
+            self.conn = psycopg.connect(config.postgres_conninfo(), autocommit=True, connect_timeout=5)
+            self.conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self.channel)))
+        except psycopg.Error as e:
+            log.warning("LISTEN failed (%s); polling every %.1fs meanwhile", quarantine.reason(e), self.poll_interval)
+            self.close()
+
+    def wait(self, timeout: float | None = None) -> None:
+        timeout = self.poll_interval if timeout is None else timeout
         if self.conn is None:
-            self.stop.wait(self.poll_interval)
+            self._connect()
+        if self.conn is None:
+            self.stop.wait(timeout)
             return
         try:
-            for _ in self.conn.notifies(timeout=self.poll_interval, stop_after=1):
+            for _ in self.conn.notifies(timeout=timeout, stop_after=1):
                 pass  # woken by a notification: pull
         except psycopg.Error as e:
-            log.warning("LISTEN connection lost (%s); polling", e)
+            log.warning("LISTEN connection lost (%s); polling until it is back", quarantine.reason(e))
             self.close()
 
     def close(self) -> None:
         if self.conn is not None:
-            self.conn.close()
+            try:
+                self.conn.close()
+            except psycopg.Error:
+                pass
             self.conn = None
 
 
 def status(models: ReadModels | None = None, app: Any | None = None) -> list[dict[str, Any]]:
-    """Each read model's position and lag behind the event store's last event (over the
-    configured store unless given one; what is opened here is closed here)."""
+    """Each read model's position, lag behind the event store's last event and number of
+    quarantined events (over the configured store unless given one; what is opened here
+    is closed here)."""
     with _opened(models, app) as (models, app):
         head = app.recorder.max_notification_id() or 0
-        return [{"name": name, "title": p.title, "position": pos or 0, "head": head, "lag": head - (pos or 0)}
+        held = quarantine.counts(models)
+        return [{"name": name, "title": p.title, "position": pos or 0, "head": head, "lag": head - (pos or 0),
+                 "quarantined": held[name]}
                 for name, pos, p in ((n, p.view.max_tracking_id(UPSTREAM), p) for n, p in models.projections.items())]
 
 
@@ -337,10 +485,13 @@ def setup_logging() -> None:
 
 def serve(names: list[str] | None, batch_size: int | None, workers: int | None, poll: float, once: bool,
           stop: threading.Event | None = None) -> int:
-    """Run read models until SIGINT or SIGTERM (or, with `once`, until caught up)."""
+    """Run read models until SIGINT or SIGTERM (or, with `once`, until caught up). A
+    database that does not answer yet (starting, restarting) is waited for."""
     stop = stop or stop_on_signals()
-    app, models = open_store(), ReadModels()
-    runner = Runner(app, models, names=names, batch_size=batch_size, workers=workers)
+    opened = _open(stop, names, batch_size, workers)
+    if opened is None:
+        return 0  # stopped before the database answered
+    app, models, runner = opened
     log.info("pid %d: %s over the %s store; positions %s", os.getpid(),
              ", ".join(p.name for p in runner.projections), models.kind, runner.positions)
     try:
@@ -352,10 +503,37 @@ def serve(names: list[str] | None, batch_size: int | None, workers: int | None, 
     finally:
         runner.close()
         models.close()
+        app.close()
     if runner.failed:
         log.error("read models stopped on an error: %s", runner.failed)
         return 1
     return 0
+
+
+def _open(stop: threading.Event, names: list[str] | None, batch_size: int | None,
+          workers: int | None) -> tuple[Application, ReadModels, Runner] | None:
+    """The event store, the read models and their runner, retried with backoff while the
+    database has an operational error; None if stopped meanwhile."""
+    delay = 0.25
+    while not stop.is_set():
+        app = models = None
+        try:
+            app = open_store(**CHECKED)
+            models = ReadModels()
+            return app, models, Runner(app, models, names=names, batch_size=batch_size, workers=workers)
+        except Exception as e:
+            for opened in (models, app):
+                if opened is not None:
+                    try:
+                        opened.close()
+                    except Exception:
+                        pass
+            if not quarantine.is_operational(e):
+                raise
+            log.warning("the event store does not answer (%s); trying again in %.2fs", quarantine.reason(e), delay)
+            stop.wait(delay)
+            delay = min(MAX_BACKOFF, delay * 2)
+    return None
 
 
 def serve_child(names: list[str], batch_size: int | None, workers: int | None, poll: float, once: bool) -> None:
