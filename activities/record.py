@@ -3,6 +3,8 @@ domain/ and workflows/. Plain `def` (eventsourcing and psycopg are synchronous) 
 local activities on the worker's thread pool.
 
 - `record_case` appends one event to a case of any kind, exactly once per command id.
+- `raise_alarm` records an alarm in one round trip: the breach, its escalation to the
+  target resolved here, both in one transaction, and the outbox row.
 - `escalation_target` resolves whom a warning or an escalation goes to (`domain.escalation`).
 - `org_lookup` answers the workflows' questions about the org file.
 - `notify` writes a warning or escalation to the notification outbox.
@@ -49,6 +51,32 @@ class Recorded(BaseModel):
     version: int
     data: dict[str, Any]
     hash: str | None = None
+
+
+class RaiseAlarm(BaseModel):
+    """One alarm of a case in one round trip: its breach (when it is one), the target of its
+    warning or escalation resolved from the org, that fact recorded — both events in one
+    transaction — and the notification written to the outbox."""
+
+    kind: str
+    case_id: str
+    workflow_id: str
+    at: datetime
+    actor: str
+    breach_key: str | None = None  # the alarm's key when it is a breach
+    breach_data: dict[str, Any] = Field(default_factory=dict)
+    escalate: bool = True  # False: the breach alone (a customer already took the case up)
+    line: "TargetRequest"
+    event: str = "Escalated"  # or SlaWarned
+    key: str = ""  # the command key of the warning or escalation
+    data: dict[str, Any] = Field(default_factory=dict)  # without its target: filled in here
+    case_ref: str = ""  # how the outbox names the case
+
+
+class AlarmRaised(BaseModel):
+    breach: Recorded | None = None
+    alarm: Recorded | None = None
+    target: "Target | None" = None
 
 
 class LegacyTicketRecord(BaseModel):
@@ -130,6 +158,44 @@ class Recorder:
         self.store.save(case)
         return Recorded(version=event.originator_version, data=event.data, hash=event.hash)
 
+    @activity.defn(name="raise_alarm")
+    def raise_alarm(self, req: RaiseAlarm) -> AlarmRaised:
+        """Record an alarm's facts exactly once per command id, in one save; returns them as recorded."""
+        for _ in range(3):
+            try:
+                return self._raise_once(req)
+            except RecordConflictError:
+                continue  # a concurrent attempt of the same alarm won the race: look again
+        raise ApplicationError(f"version conflict raising {req.workflow_id}:{req.key}", type="Conflict")
+
+    def _raise_once(self, req: RaiseAlarm) -> AlarmRaised:
+        case = self.store.aggregate(req.kind, req.case_id)
+        earlier = None
+        answer = AlarmRaised()
+
+        def record(event_type: str, key: str, data: dict[str, Any]) -> Recorded:
+            nonlocal earlier
+            command_id = f"{req.workflow_id}:{key}"
+            if command_id in case.command_ids:  # recorded by an earlier attempt: answer what it recorded
+                earlier = earlier or self.store.history(req.kind, req.case_id)
+                event = next(e for e in earlier if e["command_id"] == command_id)
+                return Recorded(version=event["version"], data=event["data"])
+            case.record(event_type, at=req.at, actor=req.actor, command_id=command_id, data=data)
+            return Recorded(version=case.version, data=case.pending_events[-1].data)
+
+        if req.breach_key:
+            answer.breach = record("SlaBreached", req.breach_key, req.breach_data)
+        if req.escalate:
+            answer.target = self.escalation_target(req.line)
+            answer.alarm = record(req.event, req.key, {**req.data, "to": answer.target.id,
+                                                       "to_name": answer.target.name})
+        if case.pending_events:
+            self.store.save(case)  # the breach and its escalation in one transaction
+        if answer.alarm is not None and self.outbox is not None:
+            self.outbox.add(f"{req.workflow_id}:{req.key}", req.case_ref, answer.alarm.data["to"], req.event,
+                            answer.alarm.data.get("reason", ""))
+        return answer
+
     @activity.defn(name="record")
     def record(self, cmd: LegacyTicketRecord) -> int:
         """`record_case` under the name and input that ticket histories recorded before the patch use."""
@@ -167,4 +233,8 @@ class Recorder:
             self.outbox.add(n.id, n.ticket_id, n.target, n.kind, n.reason)
 
     def all(self) -> list:
-        return [self.record_case, self.record, self.escalation_target, self.org_lookup, self.notify]
+        return [self.record_case, self.raise_alarm, self.record, self.escalation_target, self.org_lookup, self.notify]
+
+
+RaiseAlarm.model_rebuild()
+AlarmRaised.model_rebuild()

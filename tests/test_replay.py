@@ -3,19 +3,16 @@ so a change that would break in-flight tickets fails here (use workflow.patched)
 
 `ticket_history.json` was recorded before tickets became a case kind (its appends went
 through the activity `record`); `ticket_history_one_machinery.json` after, through
-`record_case` behind the patch marker. Both branches of the patch are replayed."""
+`record_case` behind the patch marker, its alarms in four local activities and nothing
+delivered; `ticket_history_one_round_trip.json` after alarms took one round trip
+(`raise_alarm`) and started their delivery. Every branch of each patch is replayed."""
 import base64
 import json
-from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
-
-from workflows.ticket import PATCH_ONE_RECORD, TicketWorkflow
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from tests.replay_fixtures import FIXTURES, replay
+from workflows.casework import PATCH_ONE_ROUND_TRIP
+from workflows.ticket import PATCH_ONE_RECORD
 
 
 def markers(raw: str) -> tuple[set[str], set[str]]:
@@ -35,16 +32,15 @@ def markers(raw: str) -> tuple[set[str], set[str]]:
 
 
 @pytest.mark.parametrize("name,patched,appends", [
-    ("ticket_history.json", False, {"record"}),
-    ("ticket_history_one_machinery.json", True, {"record_case"}),
+    ("ticket_history.json", set(), {"record"}),
+    ("ticket_history_one_machinery.json", {PATCH_ONE_RECORD}, {"record_case"}),
+    ("ticket_history_one_round_trip.json", {PATCH_ONE_RECORD, PATCH_ONE_ROUND_TRIP},
+     {"record_case", "raise_alarm", "start_delivery"}),
 ])
 async def test_a_recorded_ticket_history_replays_on_the_current_workflow(name, patched, appends):
     raw = (FIXTURES / name).read_text()
     assert len(json.loads(raw)["events"]) > 50  # a full lifecycle with a breach, not a stub
     patches, activities = markers(raw)
-    assert (PATCH_ONE_RECORD in patches) is patched
-    assert activities & {"record", "record_case"} == appends
-    history = WorkflowHistory.from_json("ticket-replay-fixture", raw)
-    replayer = Replayer(workflows=[TicketWorkflow], data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history)
-    assert result.replay_failure is None
+    assert patches == patched
+    assert activities & {"record", "record_case", "raise_alarm", "start_delivery"} == appends
+    await replay(name)

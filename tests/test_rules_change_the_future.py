@@ -16,7 +16,7 @@ from projections.sla_compliance import sla_compliance
 from projections.ticket_list import get_ticket_row
 from tests.conftest import dispatch, report, running_worker, settle, sleep_until, step
 from workflows.ticket import TicketWorkflow
-from tests.test_replay import test_a_recorded_ticket_history_replays_on_the_current_workflow as replay_fixture
+from tests.replay_fixtures import replay
 
 H = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
@@ -76,5 +76,5 @@ async def test_a_changed_window_table_changes_new_tickets_only(env, stack, monke
         await step(new, "triage", "S001", severity="critical", zone="A")
         await step(handle, "arrive", "E001", staff_id_shown=True)
 
-    await replay_fixture("ticket_history.json", False, {"record"})
-    await replay_fixture("ticket_history_one_machinery.json", True, {"record_case"})
+    for name in ("ticket_history.json", "ticket_history_one_machinery.json", "ticket_history_one_round_trip.json"):
+        await replay(name)

@@ -143,3 +143,22 @@ async def test_breach_while_the_worker_is_stopped_is_recorded_once_when_a_worker
         assert types.count("SlaBreached") == 1 and types.count("Escalated") == 1
     finally:
         await end_started_workflows()
+
+
+def test_an_alarm_raised_twice_records_its_breach_and_escalation_once_and_answers_the_same(stack):
+    """raise_alarm retried after a crash: the same facts, recorded once, in one save."""
+    from activities.record import RaiseAlarm, TargetRequest
+
+    tid = f"t{uuid.uuid4().hex[:8]}"
+    stack.record_case(report_cmd(tid))
+    deadline = AT + timedelta(hours=4)
+    base = {"goal": "on_site", "deadline": deadline.isoformat(), "responsible": None, "department": None}
+    req = RaiseAlarm(kind="ticket", case_id=tid, workflow_id=f"ticket-{tid}", at=deadline + timedelta(milliseconds=1),
+                     actor="weibao", breach_key="on_site:breach", breach_data=base,
+                     line=TargetRequest(responsible=None, level=1), event="Escalated", key="on_site:breach:escalated",
+                     data={**base, "level": 1, "reason": "missed"}, case_ref=tid)
+    first = stack.raise_alarm(req)
+    again = stack.raise_alarm(req)
+    assert first == again and first.target.id == "M001" and first.alarm.data["to"] == "M001"
+    assert [e["type"] for e in stack.store.history("ticket", tid)] == ["Reported", "SlaBreached", "Escalated"]
+    assert [(n["target"], n["kind"]) for n in stack.outbox.for_ticket(tid)] == [("M001", "Escalated")]

@@ -19,7 +19,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.delivery import DeliveryRequest, DeliveryStarter, StartDelivery
-from activities.record import Notification, OrgQuery, Recorded, RecordFact, Recorder, Target, TargetRequest
+from activities.record import (AlarmRaised, Notification, OrgQuery, RaiseAlarm, Recorded, RecordFact, Recorder, Target,
+                               TargetRequest)
 from domain import sla
 from domain.casework import CaseState, IllegalStep
 
@@ -29,7 +30,9 @@ LOCAL = dict(start_to_close_timeout=timedelta(seconds=30),
                                       non_retryable_error_types=["IllegalStep", "UnknownCase", "UnknownTicket"]))
 OPENING_GRACE = timedelta(hours=1)
 # Histories recorded before warnings and escalations were delivered start no delivery.
-PATCH_DELIVERY = "deliver-notifications"  # a start whose opening Update never comes ends after this
+PATCH_DELIVERY = "deliver-notifications"
+# Runs started before an alarm took one round trip raise theirs in four local activities.
+PATCH_ONE_ROUND_TRIP = "alarm-in-one-round-trip"  # a start whose opening Update never comes ends after this
 
 
 class PendingAlarm(BaseModel):
@@ -162,6 +165,8 @@ class CaseWorkflow:
             base = {"goal": alarm.goal, "deadline": alarm.deadline.isoformat(), "responsible": self._responsible(alarm),
                     "department": window.department}
             level = sla.LEVEL[alarm.kind]
+            if workflow.patched(PATCH_ONE_ROUND_TRIP):
+                return await self._raise_at_once(alarm, base, level)
             if alarm.kind == "breach":
                 already = self.state.requested_level >= 1
                 await self._record("SlaBreached", {**base, **({"already_with_level": self.state.requested_level}
@@ -174,6 +179,27 @@ class CaseWorkflow:
             await self._record(event, data, SYSTEM, key)
             await self._notify(key, target, event, reason, level=level, goal=alarm.goal, deadline=alarm.deadline,
                                responsible=base["responsible"])
+
+    async def _raise_at_once(self, alarm: sla.Alarm, base: dict, level: int) -> None:
+        """The alarm in one round trip (`raise_alarm`): breach, target, warning or escalation
+        and outbox in one local activity, then its delivery started."""
+        already = alarm.kind == "breach" and self.state.requested_level >= 1
+        event, key, reason = sla.message(alarm)
+        at = workflow.now()
+        raised: AlarmRaised = await workflow.execute_local_activity_method(Recorder.raise_alarm, RaiseAlarm(
+            kind=self.KIND, case_id=self.state.case_id, workflow_id=workflow.info().workflow_id, at=at, actor=SYSTEM,
+            breach_key=alarm.key if alarm.kind == "breach" else None,
+            breach_data={**base, **({"already_with_level": self.state.requested_level} if already else {})},
+            escalate=not already, line=self._line(alarm, level), event=event, key=key,
+            data={**base, "level": level, "reason": reason}, case_ref=self._case_ref()), **LOCAL)
+        if raised.breach is not None:
+            self.state = type(self).fold(self.state, "SlaBreached", raised.breach.data, at, SYSTEM)
+        if raised.alarm is not None:
+            self.state = type(self).fold(self.state, event, raised.alarm.data, at, SYSTEM)
+        self.changed = True
+        if raised.alarm is not None and raised.target is not None:
+            await self._deliver(key, raised.target.model_dump(), event, reason, level=level, goal=alarm.goal,
+                                deadline=alarm.deadline, responsible=base["responsible"])
 
     async def _record(self, event_type: str, data: dict, actor: str, key: str, step: str | None = None) -> None:
         at = workflow.now()
@@ -249,6 +275,14 @@ class CaseWorkflow:
         if not workflow.patched(f"{PATCH_DELIVERY}:{key}"):
             return  # a notification recorded before delivery existed (one patch per notification,
             # so a case open across the deploy delivers those that come after it)
+        await self._deliver(key, target, event, reason, level=level, goal=goal, deadline=deadline,
+                            responsible=responsible)
+
+    async def _deliver(self, key: str, target: dict[str, str], event: str, reason: str, *, level: int,
+                       goal: str | None = None, deadline: datetime | None = None,
+                       responsible: str | None = None) -> None:
+        """Start the notification's delivery (workflows/delivery.py), which runs on its own."""
+        notice = f"{workflow.info().workflow_id}:{key}"
         s = self.state
         request = DeliveryRequest(
             notice=notice, kind=self.KIND, case_id=s.case_id, event=event, to=target["id"],
