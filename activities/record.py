@@ -179,9 +179,10 @@ class Recorder:
             if command_id in case.command_ids:  # recorded by an earlier attempt: answer what it recorded
                 earlier = earlier or self.store.history(req.kind, req.case_id)
                 event = next(e for e in earlier if e["command_id"] == command_id)
-                return Recorded(version=event["version"], data=event["data"])
+                return Recorded(version=event["version"], data=event["data"], hash=event["hash"])
             case.record(event_type, at=req.at, actor=req.actor, command_id=command_id, data=data)
-            return Recorded(version=case.version, data=case.pending_events[-1].data)
+            pending = case.pending_events[-1]
+            return Recorded(version=case.version, data=pending.data, hash=pending.hash)
 
         if req.breach_key:
             answer.breach = record("SlaBreached", req.breach_key, req.breach_data)

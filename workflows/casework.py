@@ -192,10 +192,10 @@ class CaseWorkflow:
             breach_data={**base, **({"already_with_level": self.state.requested_level} if already else {})},
             escalate=not already, line=self._line(alarm, level), event=event, key=key,
             data={**base, "level": level, "reason": reason}, case_ref=self._case_ref()), **LOCAL)
-        if raised.breach is not None:
-            self.state = type(self).fold(self.state, "SlaBreached", raised.breach.data, at, SYSTEM)
-        if raised.alarm is not None:
-            self.state = type(self).fold(self.state, event, raised.alarm.data, at, SYSTEM)
+        for event_type, recorded in (("SlaBreached", raised.breach), (event, raised.alarm)):
+            if recorded is not None:
+                self.record_log.facts.append(RecordedVersion(version=recorded.version, hash=recorded.hash))
+                self.state = type(self).fold(self.state, event_type, recorded.data, at, SYSTEM)
         self.changed = True
         if raised.alarm is not None and raised.target is not None:
             await self._deliver(key, raised.target.model_dump(), event, reason, level=level, goal=alarm.goal,

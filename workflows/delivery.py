@@ -25,8 +25,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery import Acknowledgement, ChannelDelivery, Deliveries, DeliveryPlan, DeliveryRequest
-    from activities.record import RecordFact, Recorder
-    from workflows.casework import LOCAL, SYSTEM
+    from activities.record import Recorded, RecordFact, Recorder
+    from workflows.casework import LOCAL, SYSTEM, CaseRecord, RecordedVersion
 
 
 def delivery_workflow_id(notice: str) -> str:
@@ -41,6 +41,7 @@ class DeliveryWorkflow:
         self.acknowledged: Acknowledgement | None = None
         self.lock = asyncio.Lock()
         self.plan: DeliveryPlan | None = None
+        self.record_log = CaseRecord()  # what this delivery recorded on its case (the `recorded` query)
         self.rounds = req.first_round + 1  # the last round a re-send may have used
 
     @workflow.run
@@ -119,4 +120,12 @@ class DeliveryWorkflow:
         r = self.req
         fact = RecordFact(kind=r.kind, case_id=r.case_id, command_id=f"{r.notice}:{key}", event_type=event_type,
                           at=workflow.now(), actor=actor, data={"notice": r.notice, "to": r.to, **data})
-        await workflow.execute_local_activity_method(Recorder.record_case, fact, **LOCAL)
+        recorded = await workflow.execute_local_activity_method(Recorder.record_case, fact, **LOCAL)
+        if isinstance(recorded, Recorded):
+            self.record_log.facts.append(RecordedVersion(version=recorded.version, hash=recorded.hash))
+
+    @workflow.query
+    def recorded(self) -> CaseRecord:
+        """The versions (and hashes) this delivery recorded on its case: its notification
+        facts, for the case's evidence check beside the case workflow's own record."""
+        return self.record_log
