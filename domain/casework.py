@@ -108,25 +108,29 @@ class CaseState(BaseModel):
 
 
 def evolve_alarm(s: CaseState, event_type: str, data: dict, at: datetime) -> bool:
-    """Fold an alarm fact, or its delivery, into `s` in place; False when `event_type` is neither."""
+    """Fold an alarm fact, or its delivery, into `s`; False when `event_type` is neither.
+    Containers are replaced, never changed in place, so a fold that copies the state only
+    shallowly leaves the state it started from as it was."""
     if event_type == "SlaWarned":
-        s.warnings.append(Alert(**_alert(data), at=at))
-        s.fired.append(f"{data['goal']}:warning")
+        s.warnings = [*s.warnings, Alert(**_alert(data), at=at)]
+        s.fired = [*s.fired, f"{data['goal']}:warning"]
     elif event_type == "SlaBreached":
-        s.breaches.append(Alert(**_alert(data), at=at))
-        s.fired.append(f"{data['goal']}:breach")
+        s.breaches = [*s.breaches, Alert(**_alert(data), at=at)]
+        s.fired = [*s.fired, f"{data['goal']}:breach"]
     elif event_type == "Escalated":
-        s.escalations.append(Alert(**_alert(data), at=at))
+        s.escalations = [*s.escalations, Alert(**_alert(data), at=at)]
         if data.get("level", 0) >= 2:
-            s.fired.append(f"{data['goal']}:leadership")
+            s.fired = [*s.fired, f"{data['goal']}:leadership"]
     elif event_type in NOTICE_EVENTS:
-        notice = s.notices.setdefault(data["notice"], Notice(to=data.get("to")))
+        known = s.notices.get(data["notice"])
+        notice = known.model_copy(deep=True) if known else Notice(to=data.get("to"))
         if event_type == "NotificationSent":
             notice.delivered.append(data["channel"])
         elif event_type == "NotificationGivenUp":
             notice.given_up[data["channel"]] = data.get("reason", "")
         else:
             notice.acknowledged_by, notice.acknowledged_at = data.get("by"), at
+        s.notices = {**s.notices, data["notice"]: notice}
     else:
         return False
     return True

@@ -99,3 +99,32 @@ def test_paid_work_needs_the_fee_accepted_before_resolution():
     state = evolve(state, "FeeQuoted", {"amount_yuan": "300.00", "items": ["labour"]}, T0, "E001")
     state = evolve(state, "FeeAccepted", {"accepted_by": "Dr Li"}, T0, "E001")
     check(state, "resolve", {})
+
+
+def test_the_fold_leaves_the_state_it_started_from_as_it_was():
+    """evolve copies shallowly: every event must replace what it changes, not change it in place."""
+    from domain.lifecycle import TicketState
+
+    events = [
+        ("Triaged", {"severity": "critical", "zone": "A", "windows": windows_data(T0, "critical", "A")}, "S001"),
+        ("Dispatched", {"engineer": "E001"}, "S001"),
+        ("SlaWarned", {"goal": "on_site", "deadline": (T0 + timedelta(hours=4)).isoformat(), "level": 0,
+                       "to": "E001"}, "weibao"),
+        ("SlaBreached", {"goal": "on_site", "deadline": (T0 + timedelta(hours=4)).isoformat()}, "weibao"),
+        ("Escalated", {"goal": "on_site", "deadline": (T0 + timedelta(hours=4)).isoformat(), "level": 2,
+                       "to": "L001"}, "weibao"),
+        ("NotificationSent", {"notice": "n1", "to": "L001", "channel": "email"}, "weibao"),
+        ("EscalationAcknowledged", {"notice": "n1", "to": "L001", "by": "L001"}, "L001"),
+        ("ArrivedOnSite", {"staff_id_shown": True}, "E001"),
+        ("Resolved", {"cause": "x", "resolution": "y"}, "E001"),
+    ]
+    state = reported()
+    for kind, data, actor in events:
+        before = state.model_dump()
+        after = evolve(state, kind, data, T0 + timedelta(hours=5), actor)
+        assert state.model_dump() == before, kind
+        assert after.model_dump() != before and after.version == state.version + 1
+        state = after
+    assert state.met == {"on_site": T0 + timedelta(hours=5), "resolved": T0 + timedelta(hours=5)}
+    assert state.notices["n1"].acknowledged_by == "L001" and state.notices["n1"].delivered == ["email"]
+    assert [a.level for a in state.escalations] == [2] and len(state.fired) == 3
