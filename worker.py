@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
@@ -33,6 +34,14 @@ WORKFLOWS = [TicketWorkflow, ComplaintWorkflow, ReturnWorkflow, PlanWorkflow, In
 
 def build_worker(client: Client, recorder: Recorder, task_queue: str | None = None,
                  executor: ThreadPoolExecutor | None = None, **options) -> Worker:
+    """The worker, its sizes taken together: the synchronous activities (event store,
+    SMTP) run on `WEIBAO_WORKER_THREADS` threads, and as many activities and local
+    activities run at once, so no slot waits for a thread; `WEIBAO_WORKER_CACHE` open cases
+    stay in memory (a case evicted replays its history on its next step)."""
+    s = config.settings()
+    threads = executor._max_workers if executor is not None else s.worker_threads
+    sizes = dict(max_cached_workflows=s.worker_cache, max_concurrent_activities=threads,
+                 max_concurrent_local_activities=threads, graceful_shutdown_timeout=timedelta(seconds=10))
     return Worker(
         client,
         task_queue=task_queue or config.task_queue(),
@@ -40,9 +49,8 @@ def build_worker(client: Client, recorder: Recorder, task_queue: str | None = No
         # the client lets a plan start its visits and an inspection finding open a fault ticket
         activities=[*recorder.all(), *Visits(client).all(), *Deliveries(recorder.org, recorder.outbox).all(),
                     *DeliveryStarter(client).all()],
-        activity_executor=executor or ThreadPoolExecutor(max_workers=16),
-        max_concurrent_local_activities=16,
-        **options,
+        activity_executor=executor or ThreadPoolExecutor(max_workers=threads),
+        **{**sizes, **options},
     )
 
 

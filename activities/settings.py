@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     temporal_profile: str | None = Field(None, validation_alias="TEMPORAL_PROFILE")
     temporal_config_file: Path | None = Field(None, validation_alias="TEMPORAL_CONFIG_FILE")
     task_queue: str = "weibao"
+    worker_threads: int = Field(16, ge=1, le=512)  # activity threads = activity and local-activity slots
+    worker_cache: int = Field(2000, ge=0, le=1_000_000)  # open cases kept in a worker's memory
     temporal_ui_port: int = 8233
 
     # event store
