@@ -72,7 +72,6 @@ def test_an_engineer_reads_the_visits_assigned_to_them_and_no_other():
     assert not decision and "E002's" in decision.reason and "assigned to them" in decision.reason
 
 
-
 def test_an_engineer_lists_only_their_own_visits_and_plans():
     for kind in ("inspection", "plan"):
         decision, person = may_list_cases(who("E001"), kind)
