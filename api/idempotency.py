@@ -11,7 +11,8 @@ path (ids only) and a SHA-256 of its body, and the answer is kept with the conta
 a case's contact and confidential notes masked (`domain.permissions.PERSONAL_FIELDS`).
 A repeat still answers what the first answered: the masked values are read back from
 the case as it stood at the answer's version in the event store (they come from the
-case's registration, which the store keeps anyway). Rows are purged once older than
+case's registration, which the store keeps anyway; an answer that is no case's state keeps
+them masked for good). Rows are purged once older than
 WEIBAO_IDEMPOTENCY_TTL (7 days), by the API as it claims keys (at most once a minute): a
 key is a retry window, not an archive; a request repeated after that is a new request."""
 from __future__ import annotations
