@@ -127,14 +127,13 @@ def ticket_rows(view: ReadModelView, org: Org | None = None, *, status: str | No
 
 
 def case_rows(view: ReadModelView, staff: Staff, kind: str, **filters: Any) -> list[dict[str, Any]]:
-    """Cases of `kind` this person may list (an engineer: their own visits)."""
-    if staff.role == "engineer" and kind == "inspection":
-        filters["person"] = staff.id
-    return permissions.mask_all(staff, case_list.list_cases(kind, view=view, **filters))
-
-
-def may_list_cases(staff: Staff, kind: str) -> permissions.Decision:
-    return permissions.may_read_case(staff, kind)
+    """Cases of `kind` this person may list, held to the person `domain.permissions.may_list_cases`
+    names (an engineer: the visits they answer for or went on, the plans they are in charge of)."""
+    decision, person = permissions.may_list_cases(staff, kind)
+    require(decision)
+    if person is not None:
+        filters["person"] = person
+    return [permissions.mask(staff, r, kind) for r in case_list.list_cases(kind, view=view, **filters)]
 
 
 # --- routes ----------------------------------------------------------------------------------
@@ -147,7 +146,6 @@ def _add_list_route(path: str, kind: str, tag: str) -> None:
                     to: Day = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
                     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Any:
         unknown(request, KNOWN)
-        require(may_list_cases(staff, kind))
         start, end = day_bounds(from_, to)
         view = models.view(case_list.CaseList.name)
         rows = await run_in_threadpool(lambda: case_rows(view, staff, kind, status=status, customer=customer,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import re
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator
 
 import httpx
@@ -115,7 +115,8 @@ async def test_complaints_returns_plans_and_visits_are_listed_with_filters(conso
     r = await api.post("/complaints", "C001", {**COMPLAINT, "customer": "Yuxi Hospital",
                                                 "category": "functionality", "about_department": "rnd"})
     other = r.json()["complaint_id"]
-    today = auth_day(await console.env.get_current_time())
+    now = datetime.now(timezone.utc)  # the API checks dates against its own clock, the case against the workflow's
+    today = auth_day(min(now, await console.env.get_current_time()))
     r = await api.post("/returns", "C001", {**RETURN, "delivery_date": today, "wanted": "return"})
     assert r.status_code == 201, r.text
     ret = r.json()["return_id"]
@@ -132,7 +133,8 @@ async def test_complaints_returns_plans_and_visits_are_listed_with_filters(conso
     assert [c["case_id"] for c in only] == [other] and only[0]["department"] == "rnd"
     routed = (await api.get("/complaints", "M001", department="project")).json()["items"]
     assert [c["case_id"] for c in routed] == [complaint]
-    assert len((await api.get("/complaints", "M001", **{"from": today, "to": today})).json()["items"]) == 2
+    day = auth_day(console.services.store.history("complaint", complaint)[0]["at"])
+    assert len((await api.get("/complaints", "M001", **{"from": day, "to": day})).json()["items"]) == 2
     assert (await api.get("/complaints", "M001", **{"from": "2001-01-01", "to": "2001-01-01"})).json()["items"] == []
     assert [r["case_id"] for r in (await api.get("/returns", "A001")).json()["items"]] == [ret]
     assert [p["case_id"] for p in (await api.get("/plans", "M002")).json()["items"]] == ["K-9"]
@@ -207,3 +209,35 @@ async def test_the_api_docs_name_only_files_of_this_server(console, path):
     assert r.status_code == 200
     urls = re.findall(r'(?:src|href)="([^"]+)"', r.text) + re.findall(r"url: '([^']+)'", r.text)
     assert urls and all(u.startswith("/") for u in urls), urls
+
+
+async def test_a_complaint_and_a_visit_are_stepped_from_their_pages_by_whoever_may(console):
+    api = console.api
+    r = await api.post("/complaints", "C001", {**COMPLAINT, "about_person": "E002"})
+    complaint = r.json()["complaint_id"]  # service attitude: routed to the project department
+    async with signed_in(console, "S001") as client:  # after-sales: not theirs to handle
+        page = await client.get(f"/console/cases/complaint/{complaint}")
+        assert page.status_code == 200 and 'aria-label="Step acknowledge"' not in page.text
+    async with signed_in(console, "S002") as client:
+        page = await client.get(f"/console/cases/complaint/{complaint}")
+        assert 'aria-label="Step acknowledge"' in page.text
+        r = await client.post(f"/console/cases/complaint/{complaint}/steps/acknowledge",
+                              data={"csrf": csrf_of(page.text), "note": "calling the customer back today"})
+        assert r.status_code == 303, r.text
+        page = await client.get(r.headers["location"])
+        assert "Recorded: acknowledge" in page.text and "Acknowledged" in page.text
+    assert console.services.store.history("complaint", complaint)[-1]["actor"] == "S002"
+
+    visit, _ = await start_inspection(console.env.client, api.task_queue, kind="follow_up",
+                                      due_at=await console.env.get_current_time() + timedelta(days=1))
+    iid = visit.id.removeprefix("inspection-")
+    async with signed_in(console, "E001") as client:  # not their visit
+        assert (await client.get(f"/console/cases/inspection/{iid}")).status_code == 403
+    async with signed_in(console, "E002") as client:
+        page = await client.get(f"/console/cases/inspection/{iid}")
+        assert 'aria-label="Step call"' in page.text
+        r = await client.post(f"/console/cases/inspection/{iid}/steps/call",
+                              data={"csrf": csrf_of(page.text), "spoke_with": "Director Zhou",
+                                    "notes": "all systems normal", "issues": ""})
+        assert r.status_code == 303, r.text
+    assert console.services.store.history("inspection", iid)[-1]["type"] == "FollowUpCalled"

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from api import lists
 from api.console import auth, present
@@ -307,7 +307,7 @@ def timeline(svc: Services, staff: Staff, kind: str, events: list[dict[str, Any]
              attempts: bool = True) -> list[dict[str, Any]]:
     org, out = svc.org, []
     for e in events:
-        data = permissions.mask(staff, e["data"])
+        data = permissions.mask(staff, e["data"], kind)
         sentence, fields = present.describe(org, kind, e["type"], data)
         item = {"version": e["version"], "type": e["type"], "at": e["at"], "actor": e["actor"],
                 "at_cst": present.cst(e["at"], True), "at_utc": present.utc(e["at"]),
@@ -323,9 +323,9 @@ def timeline(svc: Services, staff: Staff, kind: str, events: list[dict[str, Any]
     return out
 
 
-def state_view(svc: Services, staff: Staff, state: Any, now: datetime) -> dict[str, Any]:
+def state_view(svc: Services, staff: Staff, state: Any, now: datetime, kind: str = "ticket") -> dict[str, Any]:
     """What the state panel shows: the masked state and its SLA words."""
-    s = permissions.mask(staff, state.model_dump(mode="json"))
+    s = permissions.mask(staff, state.model_dump(mode="json"), kind)
     deadlines = {g: w["deadline"] for g, w in s.get("windows", {}).items()}
     met = s.get("met", {})
     sla = present.sla_state(svc.org, met=met, windows=deadlines if state.is_open else {},
@@ -571,21 +571,134 @@ async def case_list_page(request: Request, kind: str, user: ConsoleUser, svc: Sv
                 departments=departments)
 
 
-@router.get("/cases/{kind}/{case_id}", response_class=HTMLResponse)
-async def case_page(request: Request, kind: str, case_id: str, user: ConsoleUser, svc: Svc) -> Response:
+def _visit_facts(svc: Services, kind: str, state: Any) -> Any:
+    return permissions.VisitFacts.of(svc.org, state) if kind in ("plan", "inspection") else None
+
+
+def may_step_case(svc: Services, staff: Staff, kind: str, step: str, state: Any,
+                  data: dict[str, Any] | None = None) -> permissions.Decision:
+    """Whether this person may take a case's step: the decision the API's step route of that
+    kind asks domain.permissions for (api/cases.py)."""
+    if kind in ("complaint", "return"):
+        return permissions.may_step_case(staff, kind, step, permissions.handling_department(kind, state),
+                                         permissions.case_about(kind, state))
+    if kind == "inspection":
+        return permissions.may_visit_step(svc.org, staff, step, permissions.VisitFacts.of(svc.org, state), data)
+    return permissions.may_plan(svc.org, staff, state.responsible, (data or {}).get("responsible"))
+
+
+def case_step_choices(svc: Services, staff: Staff, kind: str, state: Any) -> list[dict[str, Any]]:
+    """The steps of a complaint, return, plan or visit this person may take: forms for those
+    legal now, the reason for the others (the kind's own step check)."""
+    spec = kinds.KINDS[kind]
+    out = []
+    for step, entry in spec.steps.items():
+        model = entry[1]
+        if not may_step_case(svc, staff, kind, step, state):
+            continue
+        if any(_is_model_list(info.annotation) for info in model.model_fields.values()):
+            continue  # a form of nested records (an inspection's findings) is the API's
+        try:
+            spec.aggregate.check(state, step, {})
+            reason = None
+        except IllegalStep as e:
+            reason = e.reason
+        except Exception:  # noqa: BLE001 - a check that needs the step's data decides when it is sent
+            reason = None
+        out.append({"step": step, "title": (model.__doc__ or step).strip().split("\n")[0], "reason": reason,
+                    "fields": present.form_fields(model, svc.org), "idem": uuid.uuid4().hex})
+    return out
+
+
+def _is_model_list(annotation: Any) -> bool:
+    import typing
+    args = typing.get_args(annotation)
+    return typing.get_origin(annotation) is list and bool(args) and isinstance(args[0], type) \
+        and issubclass(args[0], BaseModel)
+
+
+async def _case(svc: Services, staff: Staff, kind: str, case_id: str) -> tuple[list[dict], int | None, Any]:
     if kind not in CASE_KINDS:
         raise Refused(404, "No such case kind", f"no case kind {kind!r}")
-    _require(permissions.may_read_case(user.staff, kind))
+    _require(permissions.may_read_case(staff, kind))
     events, damaged = await svc.io(svc.store.read_history, kind, case_id)
     if not events:
         raise Refused(404, "No such case", f"no {kind} {case_id}")
     state = kinds.replay(kind, case_id, events)
+    _require(permissions.may_read_case(staff, kind, _visit_facts(svc, kind, state)))
+    return events, damaged, state
+
+
+async def case_context(user: User, svc: Services, kind: str, case_id: str) -> dict[str, Any]:
+    events, damaged, state = await _case(svc, user.staff, kind, case_id)
     now = datetime.now(timezone.utc)
-    s = permissions.mask(user.staff, state.model_dump(mode="json"))
+    s = permissions.mask(user.staff, state.model_dump(mode="json"), kind)
     simple = {k: v for k, v in s.items() if not isinstance(v, (dict, list)) and v not in (None, "")}
-    return page(request, "case.html", user, kind=kind, title=CASE_KINDS[kind][:-1], case_id=case_id,
-                timeline=timeline(svc, user.staff, kind, events), state=state_view(svc, user.staff, state, now),
-                simple=simple, intact=chain.verify(events) is None and damaged is None)
+    return dict(kind=kind, title=CASE_KINDS[kind][:-1], case_id=case_id,
+                timeline=timeline(svc, user.staff, kind, events), state=state_view(svc, user.staff, state, now, kind),
+                simple=simple, intact=chain.verify(events) is None and damaged is None,
+                steps=case_step_choices(svc, user.staff, kind, state))
+
+
+@router.get("/cases/{kind}/{case_id}", response_class=HTMLResponse)
+async def case_page(request: Request, kind: str, case_id: str, user: ConsoleUser, svc: Svc) -> Response:
+    flash = request.query_params.get("done")
+    context = await case_context(user, svc, kind, case_id)
+    return page(request, "case.html", user, flash=f"Recorded: {flash}" if flash else None, **context)
+
+
+@router.post("/cases/{kind}/{case_id}/steps/{step}", response_class=HTMLResponse)
+async def take_case_step(request: Request, kind: str, case_id: str, step: str, user: FormUser,
+                         svc: Svc) -> Response:
+    """A complaint's, return's, plan's or visit's step, as the API's step route of that kind
+    takes it: the same permission, the same Update, the same Idempotency-Key round trip."""
+    from api import cases
+    from api.deps import idempotent
+    from workflows.case_messages import StepCommand
+
+    events, damaged, state = await _case(svc, user.staff, kind, case_id)
+    spec = kinds.KINDS[kind]
+    if step not in spec.steps:
+        raise Refused(404, "No such step", f"no {kind} step {step!r}; steps are {', '.join(spec.steps)}")
+    model = spec.steps[step][1]
+    form = await request.form()
+    error, status = None, 200
+    try:
+        data = model.model_validate(present.form_data(model, form)).model_dump(mode="json")
+        decision = may_step_case(svc, user.staff, kind, step, state, data)
+        if not decision:
+            raise ApiError(403, "forbidden", decision.reason, decision.field)
+        workflow, workflow_id = CASE_WORKFLOWS[kind]
+        path = (f"/contracts/{case_id}/plan/steps/{step}" if kind == "plan" else f"/{kind}s/{case_id}/steps/{step}")
+
+        async def run(token: str | None) -> dict[str, Any]:
+            answer = await cases._step(svc, f"{kind} {case_id}", workflow_id(case_id), workflow.step,
+                                       StepCommand(step=step, actor=user.staff.id, data=data), token)
+            return permissions.mask(user.staff, answer.model_dump(mode="json"), kind)
+
+        idem = form.get("idem")
+        await idempotent(svc, user.staff, str(idem) if idem else None, path, data, 200, run)
+    except ValidationError as e:
+        err = e.errors()[0]
+        error, status = f"{'.'.join(str(p) for p in err['loc']) or step}: {err['msg']}", 422
+    except ApiError as e:
+        error, status = e.detail, e.status
+    if error is None:
+        return RedirectResponse(f"/console/cases/{kind}/{case_id}?done={step}", status_code=303)
+    context = await case_context(user, svc, kind, case_id)
+    return page(request, "case.html", user, status, error=f"{step} refused: {error}", **context)
+
+
+def _case_workflows() -> dict[str, tuple[Any, Any]]:
+    from workflows.complaint import ComplaintWorkflow, complaint_workflow_id
+    from workflows.inspection import InspectionWorkflow, inspection_workflow_id
+    from workflows.plan import PlanWorkflow, plan_workflow_id
+    from workflows.returns import ReturnWorkflow, return_workflow_id
+    return {"complaint": (ComplaintWorkflow, complaint_workflow_id), "return": (ReturnWorkflow, return_workflow_id),
+            "inspection": (InspectionWorkflow, inspection_workflow_id), "plan": (PlanWorkflow, plan_workflow_id)}
+
+
+CASE_WORKFLOWS = _case_workflows()
 
 
 # --- reports ----------------------------------------------------------------------------------------
