@@ -192,13 +192,25 @@ def test_an_event_that_cannot_be_decoded_is_quarantined_by_every_read_model(use_
 
 # ------------------------------------------------------------------ operational: retried
 
-def terminate_backends(conn: psycopg.Connection, waiting_on_a_lock: bool = False) -> int:
+def terminate_backends(conn: psycopg.Connection, waiting_on: tuple[str, ...] = ()) -> int:
     """pg_terminate_backend (an AdminShutdown, as a restart gives) for every other session
-    of this database; with `waiting_on_a_lock`, only those blocked mid-transaction."""
-    where = " AND wait_event_type = 'Lock'" if waiting_on_a_lock else ""
-    rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                        f"AND pid <> pg_backend_pid(){where}").fetchall()
+    of this database; with `waiting_on`, only those waiting for a lock on these tables."""
+    if waiting_on:
+        rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE NOT granted "
+                            "AND relation = ANY(%s::regclass[])", [list(waiting_on)]).fetchall()
+    else:
+        rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall()
     return len(rows)
+
+
+def waiting_on(conn: psycopg.Connection, tables: tuple[str, ...]) -> int:
+    """Sessions waiting now for a lock on one of these tables (pg_locks is live)."""
+    return conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = ANY(%s::regclass[])",
+                        [list(tables)]).fetchone()[0]
+
+
+HELD = ("scorecard_tickets", "department_tickets")  # engineer_scorecard's and department_accountability's
 
 
 def test_an_admin_shutdown_mid_batch_is_retried_and_the_read_models_resume_by_themselves(use_store):
@@ -213,12 +225,11 @@ def test_an_admin_shutdown_mid_batch_is_retried_and_the_read_models_resume_by_th
     thread = threading.Thread(target=runner.run, args=(stop,), kwargs={"poll_interval": 0.1})
     with psycopg.connect(config.postgres_conninfo(), autocommit=True) as admin:
         with admin.transaction():  # both read models block mid-batch on their tables
-            admin.execute("LOCK TABLE scorecard_tickets, department_tickets IN ACCESS EXCLUSIVE MODE")
+            admin.execute(f"LOCK TABLE {', '.join(HELD)} IN ACCESS EXCLUSIVE MODE")
             thread.start()
-            wait_for(lambda: admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                           "AND wait_event_type = 'Lock'").fetchone()[0] >= 2,
-                     what="both read models blocked mid-batch")
-            assert terminate_backends(admin, waiting_on_a_lock=True) >= 2
+            with psycopg.connect(config.postgres_conninfo(), autocommit=True) as watcher:
+                wait_for(lambda: waiting_on(watcher, HELD) >= 2, what="both read models blocked mid-batch")
+            assert terminate_backends(admin, waiting_on=HELD) >= 2
         terminate_backends(admin)  # and every idle pooled connection too, as a restart does
     try:
         wait_for(lambda: caught_up(models, app), what="every read model caught up")

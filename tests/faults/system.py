@@ -14,11 +14,13 @@ import sys
 import time
 import uuid
 from collections import Counter
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 import httpx
+import psycopg
 
 from activities import config
 from api.cli import dev_server_command
@@ -165,6 +167,31 @@ def restart_postgres() -> float:
     wait_until(lambda: subprocess.run(["pg_isready", "-h", "127.0.0.1"], capture_output=True).returncode == 0,
                60, "PostgreSQL to answer after its restart")
     return time.monotonic() - started
+
+
+def waiting_on(conn: psycopg.Connection, tables: tuple[str, ...]) -> int:
+    """Sessions waiting now for a lock on one of these tables (pg_locks is live)."""
+    return conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = ANY(%s::regclass[])",
+                        [list(tables)]).fetchone()[0]
+
+
+@contextmanager
+def read_models_held_mid_batch(tables: tuple[str, ...] = ("scorecard_tickets", "department_tickets"),
+                               seconds: float = 60) -> Iterator[None]:
+    """Lock these read models' tables until the runner's next batch waits on one: inside,
+    the runner is mid-transaction (its position moved, its rows not written). What
+    happens inside (a restart) ends the lock."""
+    holder = psycopg.connect(config.postgres_conninfo(), autocommit=True)
+    watcher = psycopg.connect(config.postgres_conninfo(), autocommit=True)
+    try:
+        holder.execute("BEGIN")
+        holder.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+        wait_until(lambda: waiting_on(watcher, tables) > 0, seconds, "a batch of the runner held mid-transaction")
+        yield
+    finally:
+        for conn in (holder, watcher):
+            with suppress(psycopg.Error):
+                conn.close()
 
 
 # ------------------------------------------------------------------ the load
