@@ -8,7 +8,8 @@
     weibao token --revoke-token ID   revoke one token (its id from --list)
     weibao token --revoke STAFF_ID   revoke every token of that staff member
     weibao login-link STAFF_ID       print a one-time sign-in link to the web console
-    weibao projections status        each read model's position and lag behind the event store
+    weibao projections status        each read model's position, lag and quarantined events
+    weibao projections quarantine [NAME]  the events a read model set aside, with the reason
     weibao projections rebuild NAME  rebuild one read model from the first event
 """
 from __future__ import annotations
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("staff_id", metavar="STAFF_ID", help="a staff id of the org file (WEIBAO_ORG_FILE)")
     link.set_defaults(func=cmd_login_link)
     from projections.cli import add_parser as add_projections_parser
-    add_projections_parser(sub)  # weibao projections status | rebuild NAME
+    add_projections_parser(sub)  # weibao projections status | quarantine [NAME] | rebuild NAME
     from api.notifications_cli import add_parser as add_notifications_parser
     add_notifications_parser(sub)  # weibao notifications [--failed]
     return parser
