@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -18,7 +17,6 @@ import pytest
 
 from activities import config
 from activities.store import open_store
-from domain.ticket import Ticket
 from projections import escalations, faults, sla_compliance, ticket_list
 from projections.runner import ReadModels, Runner, status
 from tests.test_projections import DALI, KUNMING, MONTH, BrokenEscalationLog, append, cst, snapshot, ticket_events
