@@ -11,6 +11,7 @@ container's: the Temporal SDK names a worker `<pid>@<hostname>`."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 import urllib.request
@@ -64,4 +65,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    status = main(sys.argv[1:])
+    sys.stderr.flush()
+    # os._exit, not sys.exit: the Temporal SDK's runtime threads may still call into Python
+    # while the interpreter finalises, which aborts it (SIGABRT) now and then, turning a
+    # healthy answer into an unhealthy one; a probe has nothing to clean up
+    os._exit(status)
