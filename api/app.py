@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from activities import config
 from api import cases, console, errors, escalations, lists, reports, tickets
-from api.deps import Services
+from api.deps import WELL_FORMED, Services
 from api.limits import BodyLimit
 
 log = logging.getLogger("weibao.api")
@@ -48,7 +48,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(tickets.router)
     app.include_router(cases.router)
     app.include_router(reports.router)
-    app.include_router(lists.router)
+    app.include_router(lists.router, dependencies=WELL_FORMED)  # known query parameters, no control characters
     console.install(app)  # the web console, `/` to it, and /docs and /redoc with no files from outside
-    app.include_router(escalations.router)
+    app.include_router(escalations.router, dependencies=WELL_FORMED)
     return app

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Annotated, Any, Awaitable, Callable
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, params
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
@@ -140,8 +140,11 @@ def _is_json(content_type: str | None) -> bool:
 async def well_formed(request: Request) -> None:
     """Before anything else of a request is used: each query parameter is one the route
     takes (a misspelt filter must not silently list everything) and holds no control
-    character; a body is sent as JSON. All query problems are answered in one 422."""
+    character; a JSON body is sent as JSON (a form stays a form). All query problems are
+    answered in one 422."""
     route = request.scope.get("route")
+    if isinstance(route, APIRoute) and not route.include_in_schema:
+        return  # a page for a browser (an acknowledgement link), whose URL a chat app may decorate
     known = declared_query(route) if isinstance(route, APIRoute) else None
     problems: list[dict[str, Any]] = []
     for name, value in request.query_params.multi_items():
@@ -156,7 +159,8 @@ async def well_formed(request: Request) -> None:
             problems.append({"type": "control_character", "loc": ("query", name), "input": value, "msg": str(e)})
     if problems:
         raise RequestValidationError(problems)
-    if isinstance(route, APIRoute) and route.body_field is not None and await request.body() \
+    if isinstance(route, APIRoute) and route.body_field is not None \
+            and not isinstance(route.body_field.field_info, params.Form) and await request.body() \
             and not _is_json(request.headers.get("content-type")):
         raise ApiError(415, "unsupported_media_type", "the body must be JSON, sent with "
                                                       "'Content-Type: application/json'", "Content-Type")

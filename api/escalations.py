@@ -110,7 +110,11 @@ def _instant(value: str | None, field: str) -> str | None:
         if "T" in value:
             raise ApiError(422, "invalid", f"{field}: give the instant with its zone, e.g. +08:00", field)
         at = at.replace(tzinfo=timezone(timedelta(hours=8)))  # a date is a China day
-    return at.astimezone(timezone.utc).isoformat()
+    try:
+        return at.astimezone(timezone.utc).isoformat()
+    except OverflowError:  # beyond the calendar's first or last day: that end itself
+        edge = datetime.max if at.year == datetime.max.year else datetime.min
+        return edge.replace(tzinfo=timezone.utc).isoformat()
 
 
 @router.get("/notifications", response_model=list[NotificationView], responses=ERRORS)
