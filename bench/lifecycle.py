@@ -1,10 +1,13 @@
 """Full ticket lifecycles per second through the worker, against the floor this design
 stands on: bare workflows taking as many Updates, each running a no-op local activity.
 
-    .venv/bin/python bench/lifecycle.py [-n 200] [-c 8]
+    .venv/bin/python bench/lifecycle.py [-n 200] [-c 8] [--store sqlite|postgres|both]
 
 Both run in the same process on the same dev server (SQLite file, WAL), alternating
-rounds; the best round of each is compared. Prints lifecycles/s and "ratio: X"."""
+rounds; the best round of each is compared. Prints lifecycles/s and "ratio: X". The
+event store is SQLite (a file beside the dev server's) unless --store says postgres:
+then the PostgreSQL of POSTGRES_HOST/PORT/USER/PASSWORD, database --pg-db (created if
+missing; tickets get new ids, so nothing is dropped); `both` runs one after the other."""
 from __future__ import annotations
 
 import argparse
@@ -78,9 +81,25 @@ async def run_many(fn, client: Client, tq: str, n: int, concurrency: int) -> flo
     return n / (time.perf_counter() - t0)
 
 
-async def main(n: int, concurrency: int, rounds: int) -> None:
+def use_postgres(dbname: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from activities import config
+
+    os.environ.update(WEIBAO_EVENT_STORE="postgres", POSTGRES_DBNAME="postgres")
+    with psycopg.connect(config.postgres_conninfo(), autocommit=True) as c:
+        if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    os.environ["POSTGRES_DBNAME"] = dbname
+
+
+async def main(n: int, concurrency: int, rounds: int, store: str = "sqlite", pg_db: str = "weibao_bench") -> None:
     with dev_server() as (address, tmp):
-        os.environ.update(WEIBAO_EVENT_STORE="sqlite", WEIBAO_SQLITE_PATH=str(tmp / "events.db"))
+        if store == "postgres":
+            use_postgres(pg_db)
+        else:
+            os.environ.update(WEIBAO_EVENT_STORE="sqlite", WEIBAO_SQLITE_PATH=str(tmp / "events.db"))
         from activities import config
         from activities.outbox import Outbox
         from activities.store import open_store
@@ -100,7 +119,7 @@ async def main(n: int, concurrency: int, rounds: int) -> None:
                 ticket = await run_many(ticket_one, client, "tickets", n, concurrency)
                 print(f"round {r + 1}: bare {bare:.1f}/s, weibao {ticket:.1f}/s", flush=True)
                 best_bare, best_ticket = max(best_bare, bare), max(best_ticket, ticket)
-    print(f"N={n} concurrency={concurrency} updates per lifecycle={UPDATES}")
+    print(f"N={n} concurrency={concurrency} updates per lifecycle={UPDATES} event store={store}")
     print(f"bare workflows (no-op local activity per Update): {best_bare:.1f} lifecycles/s")
     print(f"weibao ticket lifecycles:                          {best_ticket:.1f} lifecycles/s")
     print(f"ratio: {best_ticket / best_bare:.2f}")
@@ -111,5 +130,8 @@ if __name__ == "__main__":
     p.add_argument("-n", type=int, default=200)
     p.add_argument("-c", "--concurrency", type=int, default=8)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--store", choices=["sqlite", "postgres", "both"], default="sqlite")
+    p.add_argument("--pg-db", default="weibao_bench", help="the PostgreSQL database of --store postgres")
     a = p.parse_args()
-    asyncio.run(main(a.n, a.concurrency, a.rounds))
+    for kind in (["sqlite", "postgres"] if a.store == "both" else [a.store]):
+        asyncio.run(main(a.n, a.concurrency, a.rounds, kind, a.pg_db))
