@@ -36,6 +36,7 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import chain
+from workflows.delivery import delivery_workflow_id
 from workflows.casework import CaseRecord
 from workflows.complaint import complaint_workflow_id
 from workflows.inspection import inspection_workflow_id
@@ -97,11 +98,13 @@ def _are(versions: list[int] | set[int], one: str, many: str) -> str:
 
 
 def judge(events: Events, damaged: int | None, record: CaseRecord | None, why_not: str | None = None,
-          present_later: set[int] | None = None) -> Evidence:
+          present_later: set[int] | None = None, delivered: frozenset[str] = frozenset()) -> Evidence:
     """The evidence from the stored `events` (and the version of the first one that could
     not be read, if any), against the workflow's `record` (None: it could not be asked,
     `why_not` says why). `present_later`: the versions of a second read of the store, made
-    after the workflow answered, so an event recorded meanwhile is not called missing."""
+    after the workflow answered, so an event recorded meanwhile is not called missing.
+    `delivered`: the notifications whose Delivery workflow's own record is in `record`:
+    their outcome events are checked against it like any other."""
     found = chain.examine(events)
     mismatched = set(found.mismatched) | ({damaged} if damaged is not None else set())
     missing = set(found.missing)
@@ -125,7 +128,8 @@ def judge(events: Events, damaged: int | None, record: CaseRecord | None, why_no
             if v <= record.since:
                 continue
             if v not in recorded:
-                if e["type"] in DELIVERY_EVENTS and any(e["command_id"].startswith(c + ":") for c in vouched):
+                if e["type"] in DELIVERY_EVENTS and e["data"].get("notice") not in delivered \
+                        and any(e["command_id"].startswith(c + ":") for c in vouched):
                     by_delivery.append(v)
                 else:
                     unrecorded.append(v)
@@ -173,8 +177,14 @@ async def workflow_record(client: Client, kind: str, case_id: str,
                           timeout: timedelta | None = None) -> tuple[CaseRecord | None, str | None]:
     """The case workflow's own record (the `recorded` query), or None and why it could not
     be had. Never raises: the chain check stands on its own."""
+    return await _record_of(client, WORKFLOW_ID[kind](case_id), f"{kind} {case_id}", timeout)
+
+
+async def _record_of(client: Client, workflow_id: str, what: str,
+                     timeout: timedelta | None = None) -> tuple[CaseRecord | None, str | None]:
     timeout = timeout or QUERY_TIMEOUT
-    handle = client.get_workflow_handle(WORKFLOW_ID[kind](case_id))
+    kind, case_id = what.split(" ", 1)
+    handle = client.get_workflow_handle(workflow_id)
     try:
         record = await asyncio.wait_for(
             handle.query("recorded", result_type=CaseRecord, rpc_timeout=timeout),
@@ -203,8 +213,16 @@ async def examine(client: Client, read: Callable[[], Awaitable[tuple[Events, int
     legitimately stored event is already in the workflow's record; a version the workflow
     has and the first read lacks is looked for once more before it is called missing."""
     record, why_not = await workflow_record(client, kind, case_id)
+    delivered: set[str] = set()
+    if record is not None:  # the notification facts are in the record of the delivery that appended them
+        notices = sorted({e["data"].get("notice") for e in events if e["type"] in DELIVERY_EVENTS} - {None})
+        for notice in notices:
+            by_delivery, _ = await _record_of(client, delivery_workflow_id(notice), f"delivery {notice}")
+            if by_delivery is not None and by_delivery.facts:
+                record = record.model_copy(update={"facts": [*record.facts, *by_delivery.facts]})
+                delivered.add(notice)
     later: set[int] | None = None
     if record is not None and any(f.version not in {e["version"] for e in events} for f in record.facts):
         again, damaged_again = await read()
         later = {e["version"] for e in again} | ({damaged_again} if damaged_again is not None else set())
-    return judge(events, damaged, record, why_not, later)
+    return judge(events, damaged, record, why_not, later, frozenset(delivered))

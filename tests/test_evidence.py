@@ -150,6 +150,31 @@ def test_a_delivery_outcome_counts_when_it_belongs_to_a_notification_the_workflo
     assert judge(stray, None, recorded).unrecorded_versions == [5]
 
 
+def test_a_delivery_outcome_the_deliverys_own_record_lacks_is_named():
+    """With the Delivery workflow's own record at hand, its outcomes are checked hash for hash:
+    a forged outcome of a real notification is named, not waved through as the delivery's."""
+    notice = "complaint-c-1:acknowledged:warning"
+    events = chain_of(4, types={3: "SlaWarned", 4: "NotificationSent"},
+                      commands={3: notice, 4: f"{notice}:sent:email:1"})
+    for e in events[3:]:
+        e["data"] = {"notice": notice}
+    events = chain_of_with_data(events)
+    both = CaseRecord(facts=[*record_of(events[:3]).facts, *record_of(events[3:]).facts])
+    found = judge(events, None, both, delivered=frozenset({notice}))
+    assert found.intact and found.delivery_versions == [] and found.cross_check == "hashes"
+    forged = forge(events, type="NotificationSent", command_id=f"{notice}:sent:email:2", data={"notice": notice})
+    assert judge(forged, None, both, delivered=frozenset({notice})).unrecorded_versions == [5]
+
+
+def chain_of_with_data(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`events` with their hashes recomputed after their data changed."""
+    prev = chain.GENESIS
+    for e in events:
+        e["prev_hash"] = prev
+        e["hash"] = prev = chain.event_hash(**{k: e[k] for k in FIELDS}, prev_hash=prev)
+    return events
+
+
 def test_an_unreadable_event_is_named_and_what_follows_it_is_not_called_missing():
     events = chain_of(5)
     found = judge(events[:2], 3, record_of(events))
