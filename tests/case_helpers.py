@@ -26,6 +26,8 @@ COMPLAINT = dict(customer="Kunming First People's Hospital", contact="0871-63000
                  category="service_attitude", description="the engineer was rude and left before the fix")
 RETURN = dict(customer="Kunming First People's Hospital", contact="0871-6300000", product="HIS terminal T20",
               serial_no="T20-0001", defect="screen flickers and goes dark", defect_kind="quality")
+INSPECTED = dict(defect_confirmed=True, root_cause="cold solder joint on the backlight driver",
+                 responsible_department="rnd", responsible_person="M003")  # a return's inspection step
 PLAN = dict(customer="Kunming First People's Hospital", site="157 Jinbi Rd, Kunming", contact_phone="0871-6300000")
 
 

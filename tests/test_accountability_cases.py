@@ -5,8 +5,7 @@ from activities.store import open_store
 from domain.policy import CST
 from projections.departments import DepartmentAccountability, department_accountability
 from projections.runner import ReadModels, Runner
-from tests.case_helpers import ComplaintWorkflow, ReturnWorkflow, register_complaint, request_return, step
-from tests.test_returns import INSPECTED
+from tests.case_helpers import INSPECTED, ComplaintWorkflow, ReturnWorkflow, register_complaint, request_return, step
 
 
 async def test_a_substantiated_complaint_and_an_attributed_return_cause_show_in_department_accountability(

@@ -19,7 +19,7 @@ from domain.policy import CST
 from projections import escalations, scorecard, ticket_list
 from projections.runner import ReadModels, Runner
 from tests.conftest import dispatch, report, settle, sleep_until
-from tests.test_projections import DALI, KUNMING, month  # noqa: F401 -- the scripted month, both stores
+from tests.projection_fixtures import DALI, KUNMING, month  # noqa: F401 -- the scripted month, both stores
 
 
 @pytest.fixture

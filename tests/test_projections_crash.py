@@ -17,7 +17,7 @@ from activities.store import open_store
 from bench.projections import append_events
 from projections import escalations, faults, ticket_list
 from projections.runner import ReadModels, Runner
-from tests.test_projections import snapshot
+from tests.projection_fixtures import snapshot
 
 RUNNER = [sys.executable, "-m", "projections", "--batch-size", "20", "--workers", "2", "--poll", "0.1"]
 

@@ -19,7 +19,7 @@ from activities import config
 from activities.store import open_store
 from projections import escalations, faults, sla_compliance, ticket_list
 from projections.runner import ReadModels, Runner, status
-from tests.test_projections import DALI, KUNMING, MONTH, BrokenEscalationLog, append, cst, snapshot, ticket_events
+from tests.projection_fixtures import DALI, KUNMING, MONTH, BrokenEscalationLog, append, cst, snapshot, ticket_events
 
 NUL_CUSTOMER = "Kunming\u0000Hospital"
 # A ticket whose customer holds a NUL, between good tickets: reported, breached,

@@ -15,7 +15,7 @@ from projections.base import VERSIONS, Batch, Table, iso
 from projections.escalations import EscalationLog
 from projections.runner import ReadModels, Runner
 from projections.ticket_list import TicketList
-from tests.test_projections import MONTH, STORES, append
+from tests.projection_fixtures import MONTH, STORES, append
 
 # The escalation log as version 1 built it: tickets only, no case_kind, case_id or source.
 V1_CASES = Table("escalation_tickets", (("originator_id", "TEXT"), ("ticket_id", "TEXT"), ("customer", "TEXT")),

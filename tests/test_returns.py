@@ -9,7 +9,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from domain import chain
 from domain.policy import CST
 from domain.return_rules import decide
-from tests.case_helpers import ReturnWorkflow, request_return, step
+from tests.case_helpers import INSPECTED, ReturnWorkflow, request_return, step
 from tests.conftest import settle
 from tests.conftest import sleep_until
 
@@ -66,10 +66,6 @@ async def test_the_workflow_decides_eligibility_on_the_request_day_in_china_time
 
 async def rstep(handle, name, actor, **data):
     return await step(handle, ReturnWorkflow, name, actor, **data)
-
-
-INSPECTED = dict(defect_confirmed=True, root_cause="cold solder joint on the backlight driver",
-                 responsible_department="rnd", responsible_person="M003")
 
 
 async def test_a_return_runs_approval_inspection_refund_and_confirmation_and_records_the_cause(env, worker, stack):

@@ -350,7 +350,7 @@ def assert_read_models_caught_up_by_themselves(system: System, models: Any, app:
 
 def assert_read_models_equal_a_rebuild(system: System, models: Any, app: Any) -> None:
     from projections.runner import Runner
-    from tests.test_projections import snapshot
+    from tests.projection_fixtures import snapshot
 
     assert system.stop("projections") == 0, system.tail("projections")
     survived = snapshot(models)
