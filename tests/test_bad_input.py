@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from activities import settings
@@ -151,7 +152,6 @@ async def test_a_streamed_body_over_the_configured_limit_is_a_413_before_it_is_r
             sent.append(1)
             yield b"x" * 1024
 
-    import httpx
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
         r = await http.post("/tickets", content=chunks(), headers={**api.auth("C001"),
                                                                    "content-type": "application/json"})
