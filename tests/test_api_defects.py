@@ -16,9 +16,10 @@ from api.idempotency import scope_of
 from domain.policy import CST
 from tests.api_fixtures import Api, api, pg_api, served  # noqa: F401 - fixtures
 from tests.case_helpers import COMPLAINT, RETURN
-from tests.conftest import PG_DBNAME
+from tests.conftest import PG_DBNAME, REPORT
 from workflows.complaint import complaint_workflow_id
 from workflows.returns import return_workflow_id
+from workflows.ticket import ticket_workflow_id
 
 
 def pg() -> psycopg.Connection:
@@ -122,3 +123,14 @@ async def test_a_complaint_about_someone_not_on_the_staff_starts_no_workflow(api
         with pytest.raises(RPCError) as gone:
             await api.services.client.get_workflow_handle(complaint_workflow_id(cid)).describe()
         assert gone.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_a_key_whose_ticket_is_closed_and_whose_record_was_purged_answers_the_ticket_not_a_503(api: Api):
+    first = await api.post("/tickets", "C001", {**REPORT, "severity": "critical"}, key="closed-and-forgotten")
+    assert first.status_code == 201, first.text
+    tid = first.json()["ticket_id"]
+    await api.services.client.get_workflow_handle(ticket_workflow_id(tid)).terminate("closed for the test")
+    api.services.keys.db.execute("DELETE FROM api_idempotency")  # as the purge after WEIBAO_IDEMPOTENCY_TTL does
+    again = await api.post("/tickets", "C001", {**REPORT, "severity": "critical"}, key="closed-and-forgotten")
+    assert again.status_code == 201, again.text
+    assert again.json()["ticket_id"] == tid and again.json()["state"]["status"] == "reported"
