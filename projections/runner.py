@@ -172,7 +172,9 @@ class Runner:
             self._back_off(READING, e)
             return 0
         self._resumed(READING)
-        if not events:
+        if not events:  # the database answers and nothing is left to apply: none is waiting any more
+            for p in active:
+                self._resumed(p.name)
             return 0
         if len(events) == self.batch_size and self.pool is not None:  # read on while this batch is applied
             after = events[-1][1].notification_id
@@ -184,6 +186,8 @@ class Runner:
                 work.append((p, events, position, keys))
             elif items := [x for x in events if x[1].notification_id > position]:
                 work.append((p, items, position, keys))
+            else:
+                self._resumed(p.name)  # nothing of this batch left to apply
         if self.pool is None or len(work) < 2:
             for w in work:
                 self._apply(*w)
@@ -232,6 +236,7 @@ class Runner:
         except Exception as e:
             self._back_off(p.name, e)
             return
+        self._resumed(p.name)  # the database answered: whatever it retried was applied elsewhere
         log.warning("%s: position moved elsewhere (a rebuild or another runner); now %s",
                     p.name, self.positions[p.name])
 

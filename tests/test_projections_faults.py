@@ -19,7 +19,25 @@ from activities import config
 from activities.store import open_store
 from projections import escalations, faults, sla_compliance, ticket_list
 from projections.runner import ReadModels, Runner, status
-from tests.projection_fixtures import DALI, KUNMING, MONTH, BrokenEscalationLog, append, cst, snapshot, ticket_events
+from domain.ticket import Ticket
+from projections.escalations import EscalationLog
+from tests.projection_fixtures import DALI, KUNMING, MONTH, append, cst, snapshot, ticket_events
+
+class BrokenEscalationLog(EscalationLog):
+    """The escalation log with a bug: it cannot apply a warning."""
+
+    name = "escalation_log"
+
+    def _handler(self, cls: type) -> Any:
+        handler = super()._handler(cls)
+        if cls is Ticket.SlaWarned:
+            handler = self._handlers[cls] = self.fail
+        return handler
+
+    @staticmethod
+    def fail(self: Any, event: Any, batch: Any) -> None:
+        raise RuntimeError("a bug in a handler")
+
 
 NUL_CUSTOMER = "Kunming\u0000Hospital"
 # A ticket whose customer holds a NUL, between good tickets: reported, breached,
@@ -241,6 +259,34 @@ def test_an_admin_shutdown_mid_batch_is_retried_and_the_read_models_resume_by_th
     assert quarantined(models) == []  # an operational error never quarantines
     rebuilt_equals(app, models)
     models.close()
+
+
+def test_a_read_model_retrying_is_done_retrying_once_another_runner_has_applied_its_events(use_store):
+    """A read model that failed operationally and then finds its events applied by another
+    runner (a position conflict) or nothing left to apply is not waiting any more: a
+    catch-up does not wait out its patience and call it failed."""
+    use_store("postgres")
+    app = open_store()
+    append(app, MONTH)
+    first, second = ReadModels(), ReadModels()
+    a = Runner(app, first, batch_size=100, workers=1)
+    with psycopg.connect(config.postgres_conninfo(), autocommit=True) as admin:
+        with admin.transaction():
+            admin.execute("LOCK TABLE ticket_list IN ACCESS EXCLUSIVE MODE")
+            stepping = threading.Thread(target=a.step)
+            stepping.start()
+            with psycopg.connect(config.postgres_conninfo(), autocommit=True) as watcher:
+                wait_for(lambda: waiting_on(watcher, ("ticket_list",)), what="ticket_list held mid-batch")
+            assert terminate_backends(admin, waiting_on=("ticket_list",)) == 1
+    stepping.join(timeout=60)
+    assert set(a.retrying) == {"ticket_list"}
+    b = Runner(app, second, batch_size=100, workers=1)
+    b.catch_up()  # another runner applies what ticket_list was to retry
+    started = time.monotonic()
+    a.catch_up(patience=30)
+    assert not a.failed and not a.retrying and caught_up(first, app)
+    assert time.monotonic() - started < 30  # it did not wait out its patience
+    a.close(), b.close(), first.close(), second.close()
 
 
 def test_the_read_model_views_check_a_pooled_connection_before_using_it(use_store):
