@@ -183,7 +183,8 @@ async def signin(request: Request, token: str, svc: Svc) -> Response:
     sid, session = await svc.io(sessions.open, staff.id)
     response = RedirectResponse("/console/", status_code=303)
     response.set_cookie(COOKIE, sid, max_age=int((session.expires_at - datetime.now(timezone.utc)).total_seconds()),
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/")
+                        httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https" or _public_base(request).startswith("https:"))
     return response
 
 
