@@ -4,7 +4,8 @@ A ticket counts for the engineer it is dispatched to (the last dispatch), in the
 month (China Standard Time) it was resolved: tickets handled, share of on-site and
 resolution windows met, median and p90 hours from report to arrival and to
 resolution, the customer's satisfaction and the supervisor's time and quality
-ratings given on close. Breaches and escalations (level 1 and 2) count for the
+ratings given on close (satisfaction counted apart when the engineer entered it for the
+customer rather than the customer on their own device). Breaches and escalations (level 1 and 2) count for the
 person responsible when they were recorded, in the month they were recorded. The
 escalations a person acknowledged (of every case kind) count for them in the month they
 acknowledged, with the minutes from the escalation to the acknowledgement (issue 14)."""
@@ -30,7 +31,8 @@ TICKETS = Table(
     "scorecard_tickets",
     (("originator_id", "TEXT"), ("ticket_id", "TEXT"), ("engineer", "TEXT"), ("month", "TEXT"),
      ("reported_at", "TEXT"), ("arrived_at", "TEXT"), ("resolved_at", "TEXT"), ("severity", "TEXT"),
-     ("zone", "TEXT"), ("deadlines", "JSON"), ("met", "JSON"), ("satisfaction", "INT"), ("time_rating", "INT"),
+     ("zone", "TEXT"), ("deadlines", "JSON"), ("met", "JSON"), ("satisfaction", "INT"), ("customer_signed", "INT"),
+     ("time_rating", "INT"),
      ("quality_rating", "INT"), ("versions", "JSON")),
     key=("originator_id",),
     indexes=(("month", "engineer"),),
@@ -56,7 +58,7 @@ ACKS = Table(
 class EngineerScorecard(ReadModel):
     name = "engineer_scorecard"
     title = "Engineer scorecard, per engineer per month"
-    version = 2  # 2: acknowledgements and the minutes to acknowledge
+    version = 3  # 2: acknowledgements and the minutes to acknowledge; 3: who gave the satisfaction score
     tickets = TICKETS
     facts = (ALERTS, ACKS)
 
@@ -107,6 +109,8 @@ class EngineerScorecard(ReadModel):
     def _(self, e: Ticket.SignedOff, batch: Batch) -> None:
         if (row := self._row(e, batch)) is not None:
             row["satisfaction"] = e.data["satisfaction"]
+            # the customer on their own device; else the engineer entered it for them (§九.A.2)
+            row["customer_signed"] = int(e.actor.startswith("customer:") and not e.data.get("entered_by"))
 
     @apply.register
     def _(self, e: Ticket.Closed, batch: Batch) -> None:
@@ -195,6 +199,7 @@ def engineer_scorecard(view: ReadModelView, month: str) -> list[dict[str, Any]]:
         arrive = [h for t in ts if (h := hours_between(t["reported_at"], t["arrived_at"])) is not None]
         resolve = [h for t in ts if (h := hours_between(t["reported_at"], t["resolved_at"])) is not None]
         sat = [t["satisfaction"] for t in ts if t["satisfaction"] is not None]
+        by_customer = [t["satisfaction"] for t in ts if t["satisfaction"] is not None and t["customer_signed"]]
         closed = [t for t in ts if t["quality_rating"] is not None]
         events = [(t["ticket_id"], v) for t in ts for v in t["versions"]] + [(a["ticket_id"], a["version"])
                                                                            for a in als]
@@ -212,6 +217,9 @@ def engineer_scorecard(view: ReadModelView, month: str) -> list[dict[str, Any]]:
             "breaches": sum(1 for a in als if a["kind"] == "breach"),
             "escalations_caused": sum(1 for a in als if a["kind"] == "escalation"),
             "satisfaction_mean": _mean(sat), "satisfaction_count": len(sat),
+            "satisfaction_by_customer_count": len(by_customer),
+            "satisfaction_entered_by_engineer_count": len(sat) - len(by_customer),
+            "satisfaction_by_customer_mean": _mean(by_customer),
             "assessed": len(closed),
             "time_rating_mean": _mean([t["time_rating"] for t in closed]),
             "quality_rating_mean": _mean([t["quality_rating"] for t in closed]),

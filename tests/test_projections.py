@@ -32,6 +32,8 @@ def test_engineer_scorecard_for_march_matches_the_figures_worked_by_hand(month):
     assert (e1["hours_to_resolve_median"], e1["hours_to_resolve_p90"]) == (5.0, 50.0)  # 5, 5, 50
     assert (e1["breaches"], e1["escalations_caused"]) == (1, 1)  # T3
     assert e1["satisfaction_mean"] == round(11 / 3, 4) and e1["satisfaction_count"] == 3  # 5, 4, 2
+    # the scripted month's scores were all typed in by the engineer: none counts as the customer's own
+    assert (e1["satisfaction_entered_by_engineer_count"], e1["satisfaction_by_customer_count"]) == (3, 0)
     assert (e1["assessed"], e1["time_rating_mean"], e1["quality_rating_mean"]) == (3, round(11 / 3, 4), 4.0)
     assert e1["department"] == "after_sales"
 
