@@ -75,7 +75,7 @@ class Services:
         given); what is opened here is closed by `close`."""
         own_db = db is None
         db = db or Database()
-        return cls(client=client, store=store, org=org, tokens=Tokens(db), keys=IdempotencyKeys(db),
+        return cls(client=client, store=store, org=org, tokens=Tokens(db), keys=IdempotencyKeys(db, cases=store),
                    task_queue=task_queue or config.task_queue(), read_models=read_models,
                    closers=[db.close] if own_db else [], inline_io=db.kind == "sqlite")
 

@@ -67,10 +67,14 @@ def day_bounds(start: str | None, end: str | None) -> tuple[str | None, str | No
         if value is None or value == "":
             return None
         try:
-            day = datetime.fromisoformat(value).replace(tzinfo=CST) + timedelta(days=extra)
+            day = datetime.fromisoformat(value).replace(tzinfo=CST)
         except ValueError:
             raise ApiError(422, "invalid", f"{field}: {value!r} is not a day as YYYY-MM-DD", field) from None
-        return day.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        try:
+            day = (day + timedelta(days=extra)).astimezone(timezone.utc)
+        except OverflowError:  # a day at the calendar's end: the bound is the end itself
+            day = (datetime.min if extra == 0 else datetime.max).replace(tzinfo=timezone.utc)
+        return day.isoformat(timespec="microseconds")
 
     lo, hi = bound("from", start, 0), bound("to", end, 1)
     if lo and hi and lo >= hi:
