@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean venv chromium
+.PHONY: run test test-unit test-workflows test-e2e bench clean venv chromium
 
 venv: $(STAMP)
 
@@ -19,6 +19,18 @@ run: $(STAMP)
 
 test: $(STAMP) chromium
 	$(VENV)/bin/python -m pytest -q
+
+# The layers on their own: pure rules (seconds, no server), workflows on the time-skipping
+# server, and end to end (API, processes, PostgreSQL, the browser); tests/faults restarts
+# PostgreSQL.
+test-unit: $(STAMP)
+	$(VENV)/bin/python -m pytest -q tests/unit
+
+test-workflows: $(STAMP)
+	$(VENV)/bin/python -m pytest -q tests/workflows
+
+test-e2e: $(STAMP) chromium
+	$(VENV)/bin/python -m pytest -q tests/e2e tests/faults
 
 # The console's browser tests drive Debian's Chromium (Playwright downloads no browser here).
 CHROMIUM ?= /usr/bin/chromium
@@ -35,6 +47,8 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/lifecycle.py
 	$(VENV)/bin/python bench/projections.py
 	$(VENV)/bin/python bench/api_steps.py
+	$(VENV)/bin/python bench/escalation_lag.py
+	$(VENV)/bin/python bench/console.py
 
 clean:
 	rm -rf $(VENV) .weibao

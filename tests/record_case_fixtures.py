@@ -1,4 +1,4 @@
-"""Records one history per case workflow for the replay test (tests/test_case_replay.py):
+"""Records one history per case workflow for the replay test (tests/workflows/test_case_replay.py):
 a complaint (customer escalation, breach, reply, close), an exchange (a breached
 hand-off, then every step), an overdue inspection whose finding opens a ticket, and a
 maintenance plan's first month (it ends by continuing as new).

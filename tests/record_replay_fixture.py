@@ -1,4 +1,4 @@
-"""Records one full ticket history for the replay test (tests/test_replay.py).
+"""Records one full ticket history for the replay test (tests/workflows/test_replay.py).
 
     .venv/bin/python -m tests.record_replay_fixture
 

@@ -1,6 +1,6 @@
 """Who may handle complaints, returns, plans and visits, who reads reports, and what the
 auditor sees: domain.permissions as pure functions, without a server (the tickets'
-rules are in tests/test_api_roles.py)."""
+rules are in tests/e2e/test_api_roles.py)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone

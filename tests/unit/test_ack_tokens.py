@@ -1,6 +1,6 @@
 """Acknowledgement links: signed, expiring, naming the notice and its target; a forged or
 damaged one is refused (activities.delivery). Single use is the Delivery workflow's: it
-accepts one acknowledgement (tests/test_delivery_workflow.py)."""
+accepts one acknowledgement (tests/workflows/test_delivery_workflow.py)."""
 from datetime import timedelta
 
 import pytest

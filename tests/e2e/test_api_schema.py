@@ -26,7 +26,7 @@ SHAPE = {"error", "detail", "field"}
 # what a careless client or a hostile one sends
 NASTY_TEXT = ["\x00", "Nul\x00Hosp", "\x07", "\x1b[31mred", "\x7f", "\u0085", "\u202eevil", "a\r\nb",
               "\U0001d54f" * 500, "x" * 100_000, "9" * 5000]
-NASTY_BODY_ONLY = ["x" * (2 << 20)]  # over the body limit (a lone surrogate: tests/test_bad_input.py)
+NASTY_BODY_ONLY = ["x" * (2 << 20)]  # over the body limit (a lone surrogate: tests/e2e/test_bad_input.py)
 NASTY_NUMBERS = [10 ** 30, -10 ** 30, 2 ** 63, 2 ** 64, 1e308, -1e308, int("9" * 4000), 0.1 ** 320]
 
 

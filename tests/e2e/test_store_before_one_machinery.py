@@ -14,7 +14,7 @@ from domain.kinds import AGGREGATES, kind_of_topic, replay
 from projections.runner import ReadModels, Runner
 from projections.ticket_list import get_ticket_row
 
-FIXTURE = Path(__file__).parent / "fixtures" / "store_before_one_machinery.db"
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "store_before_one_machinery.db"
 
 
 @pytest.fixture

@@ -208,7 +208,7 @@ class BrokenEscalationLog(EscalationLog):
 def test_a_batch_that_fails_writes_nothing_and_moves_no_position(use_store, kind):
     """One transaction per batch: an event that fails rolls the whole batch back. (The
     runner then applies it in halves and quarantines the event that fails alone:
-    tests/test_projections_faults.py.)"""
+    tests/e2e/test_projections_faults.py.)"""
     from eventsourcing.persistence import Tracking
 
     use_store(kind)

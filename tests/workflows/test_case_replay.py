@@ -14,7 +14,7 @@ from workflows.inspection import InspectionWorkflow
 from workflows.plan import PlanWorkflow
 from workflows.returns import ReturnWorkflow
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 @pytest.mark.parametrize("fixture,workflow,least", [

@@ -1,0 +1,1 @@
+"""weibao's e2e tests (see the README's Tests section)."""

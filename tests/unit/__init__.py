@@ -1,0 +1,1 @@
+"""weibao's unit tests (see the README's Tests section)."""

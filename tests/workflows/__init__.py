@@ -1,0 +1,1 @@
+"""weibao's workflows tests (see the README's Tests section)."""
