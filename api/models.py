@@ -1,5 +1,5 @@
-"""What the API answers, beside `domain.lifecycle.TicketState`, and the replay of a
-ticket's state from its recorded events (the one fold, `lifecycle.evolve`)."""
+"""What the API answers, beside `domain.lifecycle.TicketState` (a ticket's state as of any
+moment is `domain.kinds.replay`, the one fold of every kind)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from api.evidence import Evidence
-from domain import lifecycle
 from domain.lifecycle import TicketState
 
 
@@ -84,14 +83,3 @@ class TicketPage(BaseModel):
     limit: int
     offset: int
     next_offset: int | None = Field(description="offset of the next page, null on the last")
-
-
-def replay(ticket_id: str, events: list[dict[str, Any]], *, version: int | None = None,
-           as_of: datetime | None = None) -> TicketState:
-    """The state after the events up to `version`, or up to business time `as_of`."""
-    state = TicketState(case_id=ticket_id)
-    for e in events:
-        if (version is not None and e["version"] > version) or (as_of is not None and e["at"] > as_of):
-            break
-        state = lifecycle.evolve(state, e["type"], e["data"], e["at"], e["actor"])
-    return state

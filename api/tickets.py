@@ -26,8 +26,8 @@ from api.deps import (TEMPORAL_ERRORS, WELL_FORMED, CurrentStaff, ReadModelsDep,
 from api.errors import ApiError, not_found, require
 from api.idempotency import IdempotencyKey
 from api.evidence import TicketVerification, examine
-from api.models import History, HistoryEvent, TicketCreated, TicketPage, replay
-from domain import permissions
+from api.models import History, HistoryEvent, TicketCreated, TicketPage
+from domain import kinds, permissions
 from domain.lifecycle import TicketState
 from domain.org import Staff
 from domain.permissions import TicketFacts
@@ -57,7 +57,7 @@ async def _history(svc: Services, ticket_id: str, staff: Staff) -> tuple[list[di
     events, damaged = await svc.io(svc.store.read_history, "ticket", ticket_id)
     if not events and damaged is None:
         raise not_found(f"no ticket {ticket_id}")
-    require(permissions.may_read_ticket(staff, TicketFacts.of(replay(ticket_id, events))))
+    require(permissions.may_read_ticket(staff, TicketFacts.of(kinds.replay("ticket", ticket_id, events))))
     return events, damaged
 
 
@@ -135,7 +135,7 @@ async def report_ticket(report: ReportTicket, staff: CurrentStaff, svc: Svc,
             if not events:
                 raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key's ticket was started before and "
                                                               "is closed; use a new key", "Idempotency-Key") from None
-            state = replay(ticket_id, events)
+            state = kinds.replay("ticket", ticket_id, events)
         return {"ticket_id": ticket_id, "state": state.model_dump(mode="json")}
 
     return await idempotent(svc, staff, idempotency_key, "/tickets", report.model_dump(mode="json"), 201, run)
@@ -195,7 +195,7 @@ async def get_ticket(
         if state is None:  # the workflow is gone (retention) or does not answer: the record does
             events, damaged = await _history(svc, ticket_id, staff)
             _undamaged(ticket_id, damaged)
-            state = replay(ticket_id, events)
+            state = kinds.replay("ticket", ticket_id, events)
         require(permissions.may_read_ticket(staff, TicketFacts.of(state)))
     else:
         events, damaged = await _history(svc, ticket_id, staff)
@@ -207,7 +207,7 @@ async def get_ticket(
             if as_of < events[0]["at"]:
                 raise not_found(f"ticket {ticket_id} was reported at {events[0]['at'].isoformat()}, after as_of",
                                 "as_of")
-        state = replay(ticket_id, events, version=version, as_of=as_of)
+        state = kinds.replay("ticket", ticket_id, events, version=version, as_of=as_of)
     return permissions.mask(staff, state.model_dump(mode="json"))
 
 

@@ -238,3 +238,15 @@ def registration_data(report: dict[str, Any], routed: dict[str, Any], about_head
         "windows": {goal: open_window(goal, at, within, routed.get("head"), routed["id"])
                     for goal, within in windows.items()},
     }
+
+
+def reply_person(state: ComplaintState, data: dict) -> str | None:
+    """Whom a reply holds responsible (§九.C.7): the person it names, else the person complained about."""
+    return data.get("responsible_person") or state.about_person
+
+
+def reply_department(state: ComplaintState, data: dict, person_department: str | None) -> str | None:
+    """The department a reply holds responsible: the one it names, else the responsible
+    person's, else the department complained about, else the one that handled it."""
+    return (data.get("responsible_department") or person_department or state.about_department
+            or state.routed_to)

@@ -106,12 +106,11 @@ class ComplaintWorkflow(CaseWorkflow):
                 data["handler"] = data.get("handler") or cmd.actor
                 await self._require(staff={"handler": data["handler"]})
             elif cmd.step == "reply":  # attributed to the people and departments involved (§九.C.7)
-                person = data["responsible_person"] = data.get("responsible_person") or self.state.about_person
+                person = data["responsible_person"] = complaint_rules.reply_person(self.state, data)
                 org = await self._require(staff={"responsible_person": person},
                                           departments={"responsible_department": data.get("responsible_department")})
-                data["responsible_department"] = (data.get("responsible_department")
-                                                  or org["staff"].get(person or "", {}).get("department")
-                                                  or self.state.about_department or self.state.routed_to)
+                data["responsible_department"] = complaint_rules.reply_department(
+                    self.state, data, org["staff"].get(person or "", {}).get("department"))
             elif cmd.step == "escalate":
                 level = LEVELS[data["to"]]
                 target = await self._target(self._line(None, level))
