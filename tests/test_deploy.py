@@ -92,6 +92,10 @@ def test_every_service_has_its_image_command_healthcheck_and_restart_policy():
         assert service["env_file"] == ["weibao.env"], name
         assert {"postgres", "temporal"} <= set(service["depends_on"]), name
     assert len({services[n]["image"] for n in WEIBAO_SERVICES}) == 1
+    # one at a time on a fresh database: each creates its tables, which is not safe at the same instant
+    assert services["worker-2"]["depends_on"]["worker-1"]["condition"] == "service_healthy"
+    assert services["api"]["depends_on"]["worker-1"]["condition"] == "service_healthy"
+    assert services["projections"]["depends_on"]["api"]["condition"] == "service_healthy"
     temporal = services["temporal"]
     assert temporal["image"].startswith("temporalio/auto-setup:")
     assert temporal["environment"]["DB"] == "postgres12" and temporal["environment"]["POSTGRES_SEEDS"] == "postgres"
