@@ -34,14 +34,17 @@ WORKFLOWS = [TicketWorkflow, ComplaintWorkflow, ReturnWorkflow, PlanWorkflow, In
 
 def build_worker(client: Client, recorder: Recorder, task_queue: str | None = None,
                  executor: ThreadPoolExecutor | None = None, **options) -> Worker:
-    """The worker, its sizes taken together: the synchronous activities (event store,
-    SMTP) run on `WEIBAO_WORKER_THREADS` threads, and as many activities and local
-    activities run at once, so no slot waits for a thread; `WEIBAO_WORKER_CACHE` open cases
-    stay in memory (a case evicted replays its history on its next step)."""
+    """The worker, its sizes taken together: the synchronous activities run on
+    `WEIBAO_WORKER_THREADS` threads, three quarters of them for local activities (the
+    appends a step or an alarm waits for) and the rest for regular ones (deliveries, which
+    wait on mail servers and robots), so a slot never waits for a thread and a burst of
+    deliveries never holds up an alarm; `WEIBAO_WORKER_CACHE` open cases stay in memory (a
+    case evicted replays its history on its next step)."""
     s = config.settings()
     threads = executor._max_workers if executor is not None else s.worker_threads
-    sizes = dict(max_cached_workflows=s.worker_cache, max_concurrent_activities=threads,
-                 max_concurrent_local_activities=threads, graceful_shutdown_timeout=timedelta(seconds=10))
+    local = max(1, threads * 3 // 4)
+    sizes = dict(max_cached_workflows=s.worker_cache, max_concurrent_local_activities=local,
+                 max_concurrent_activities=max(1, threads - local), graceful_shutdown_timeout=timedelta(seconds=10))
     return Worker(
         client,
         task_queue=task_queue or config.task_queue(),

@@ -1,7 +1,8 @@
 """Escalation at the deadline: how late after a shared deadline the breach, the level-1
 escalation, the leadership escalation and the escalation mail come, for N tickets whose
 deadlines fall on one instant, on the dev server in real time — against N bare workflows
-whose timers fire at the same instant and then run one local activity that stamps the
+whose timers fire at one instant of their own (before the tickets' deadline, so neither
+load is measured under the other's) and then run one local activity that stamps the
 clock, in the same run.
 
     .venv/bin/python bench/escalation_lag.py [-n 200] [--store sqlite|postgres|both]
@@ -26,7 +27,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -145,11 +146,16 @@ async def measure(n: int, store: str, lead: float, boundary: float) -> float:
                     raise SystemExit(f"deadlines differ ({len(shared)}): reporting took {reporting:.1f}s; "
                                      f"raise --lead or --boundary")
                 deadline = shared.pop()
-                bare_handles = [await client.start_workflow(BareTimerWorkflow.run, deadline, id=f"{prefix}-bare-{i}",
-                                                            task_queue=f"{tq}-bare") for i in range(n)]
                 print(f"  {store}: {n} tickets reported in {reporting:.1f}s, all due at {deadline.isoformat()}",
                       flush=True)
-                baseline = [s - deadline.timestamp() for s in await asyncio.gather(*(h.result() for h in bare_handles))]
+                # the baseline's timers share an instant of their own, before the tickets' deadline, so
+                # neither load is measured under the other's
+                instant = datetime.fromtimestamp(math.ceil(time.time() + 3), timezone.utc)
+                if instant > deadline - timedelta(seconds=8):
+                    raise SystemExit("no room for the baseline before the deadline: raise --lead")
+                bare_handles = [await client.start_workflow(BareTimerWorkflow.run, instant, id=f"{prefix}-bare-{i}",
+                                                            task_queue=f"{tq}-bare") for i in range(n)]
+                baseline = [s - instant.timestamp() for s in await asyncio.gather(*(h.result() for h in bare_handles))]
 
                 until = time.monotonic() + (deadline - datetime.now(timezone.utc)).total_seconds() + lead + boundary + 60
                 breaches, level1, leadership = [], [], []
