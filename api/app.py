@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from activities import config
-from api import cases, console, errors, escalations, lists, reports, tickets
+from api import cases, console, errors, escalations, health, lists, reports, tickets
 from api.deps import WELL_FORMED, Services
 from api.limits import BodyLimit
 
@@ -45,6 +45,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.state.services = services
     app.add_middleware(BodyLimit, max_bytes=config.settings().api_max_body)
     errors.install(app)  # its last-resort middleware goes outside the body limit
+    app.include_router(health.router)
     app.include_router(tickets.router)
     app.include_router(cases.router)
     app.include_router(reports.router)
