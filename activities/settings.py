@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     delivery_longest_retry: str = "30m"
     ack_within: str = "30m"
     ack_link_ttl: str = "7d"
+    # the console (api/console): how long a sign-in link, a session and a customer's sign-off link last
+    login_link_ttl: str = "15m"
+    console_session_ttl: str = "12h"
+    signoff_link_ttl: str = "24h"
 
     # --- checks (each message says what is wanted and what was given) ----------------------
 

@@ -24,8 +24,8 @@ from typing import Any
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from activities import config
+from activities.settings import duration
 from api.db import Database
-from domain.casework import parse_windows
 
 COOKIE = "weibao_session"
 CSRF_FIELD = "csrf"
@@ -39,20 +39,16 @@ DDL = (
 )
 
 
-def _ttl(name: str, default: str) -> timedelta:
-    return parse_windows(f"x={config.env(name, default)}", {"x": timedelta(0)})["x"]
-
-
 def login_link_ttl() -> timedelta:
-    return _ttl("WEIBAO_LOGIN_LINK_TTL", "15m")
+    return duration(config.settings().login_link_ttl)  # WEIBAO_LOGIN_LINK_TTL
 
 
 def session_ttl() -> timedelta:
-    return _ttl("WEIBAO_CONSOLE_SESSION_TTL", "12h")
+    return duration(config.settings().console_session_ttl)  # WEIBAO_CONSOLE_SESSION_TTL
 
 
 def sign_link_ttl() -> timedelta:
-    return _ttl("WEIBAO_SIGNOFF_LINK_TTL", "24h")
+    return duration(config.settings().signoff_link_ttl)  # WEIBAO_SIGNOFF_LINK_TTL
 
 
 class BadLink(ValueError):
