@@ -88,10 +88,21 @@ class Outbox:
         rows = self._execute("SELECT * FROM notifications WHERE id = ?", (notice,), fetch=True)
         return self._with_status(dict(zip(COLUMNS, rows[0]))) if rows else None
 
-    def _with_status(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _attempts_of(self, notices: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The attempts of many notifications in one query."""
+        out: dict[str, list[dict[str, Any]]] = {n: [] for n in notices}
+        if notices:
+            marks = ", ".join("?" for _ in notices)
+            for row in self._execute(f"SELECT * FROM notification_attempts WHERE notice IN ({marks}) "
+                                     "ORDER BY at, channel, round, attempt", tuple(notices), fetch=True):
+                attempt = dict(zip(ATTEMPT_COLUMNS, row))
+                out[attempt["notice"]].append(attempt)
+        return out
+
+    def _with_status(self, row: dict[str, Any], attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The notification with its attempts and its status: sent once any channel took it,
         given up when every channel tried gave up, failed while the last attempt failed."""
-        attempts = self.attempts(row["id"])
+        attempts = self.attempts(row["id"]) if attempts is None else attempts
         last: dict[str, str] = {}
         for a in attempts:
             last[a["channel"]] = a["status"]
@@ -121,7 +132,9 @@ class Outbox:
             where.append("created_at < ?"), params.append(end if self.kind == "sqlite" else datetime.fromisoformat(end))
         sql = "SELECT * FROM notifications" + (" WHERE " + " AND ".join(where) if where else "") + \
               " ORDER BY created_at DESC, id LIMIT ?"
-        rows = [self._with_status(dict(zip(COLUMNS, r))) for r in self._execute(sql, (*params, limit * 4), fetch=True)]
+        found = [dict(zip(COLUMNS, r)) for r in self._execute(sql, (*params, limit * 4), fetch=True)]
+        attempts = self._attempts_of([r["id"] for r in found])
+        rows = [self._with_status(r, attempts[r["id"]]) for r in found]
         return [r for r in rows if status is None or r["status"] == status][:limit]
 
     def close(self) -> None:

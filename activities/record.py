@@ -149,14 +149,17 @@ class Recorder:
                                   data=fact.data)
         else:
             if fact.command_id in case.command_ids:  # recorded by an earlier attempt: answer what it recorded
-                earlier = next(e for e in self.store.history(fact.kind, fact.case_id)
-                               if e["command_id"] == fact.command_id)
-                return Recorded(version=earlier["version"], data=earlier["data"], hash=earlier["hash"])
+                return self._earlier(fact.kind, fact.case_id, fact.command_id)
             case.record(fact.event_type, at=fact.at, actor=fact.actor, command_id=fact.command_id,
                         data=fact.data, step=fact.step)
         event = case.pending_events[-1]
         self.store.save(case)
         return Recorded(version=event.originator_version, data=event.data, hash=event.hash)
+
+    def _earlier(self, kind: str, case_id: str, command_id: str) -> Recorded:
+        """What an earlier attempt of `command_id` recorded (a retry answers it, not its own data)."""
+        event = next(e for e in self.store.history(kind, case_id) if e["command_id"] == command_id)
+        return Recorded(version=event["version"], data=event["data"], hash=event["hash"])
 
     @activity.defn(name="raise_alarm")
     def raise_alarm(self, req: RaiseAlarm) -> AlarmRaised:
@@ -170,16 +173,12 @@ class Recorder:
 
     def _raise_once(self, req: RaiseAlarm) -> AlarmRaised:
         case = self.store.aggregate(req.kind, req.case_id)
-        earlier = None
         answer = AlarmRaised()
 
         def record(event_type: str, key: str, data: dict[str, Any]) -> Recorded:
-            nonlocal earlier
             command_id = f"{req.workflow_id}:{key}"
             if command_id in case.command_ids:  # recorded by an earlier attempt: answer what it recorded
-                earlier = earlier or self.store.history(req.kind, req.case_id)
-                event = next(e for e in earlier if e["command_id"] == command_id)
-                return Recorded(version=event["version"], data=event["data"], hash=event["hash"])
+                return self._earlier(req.kind, req.case_id, command_id)
             case.record(event_type, at=req.at, actor=req.actor, command_id=command_id, data=data)
             pending = case.pending_events[-1]
             return Recorded(version=case.version, data=pending.data, hash=pending.hash)

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
+from eventsourcing.application import AggregateNotFoundError
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
@@ -84,16 +85,25 @@ def _case_of(row: dict[str, Any]) -> tuple[str, str]:
     return (kind, case_id) if sep and kind in KINDS else ("ticket", row["case"])
 
 
+def _state(svc: Services, row: dict[str, Any]) -> Any:
+    """The state of the notification's case (the store's cached aggregate)."""
+    kind, case_id = _case_of(row)
+    try:
+        return svc.store.aggregate(kind, case_id, deepcopy_from_cache=False).state
+    except AggregateNotFoundError:
+        return KINDS[kind].aggregate.new_state(case_id)
+
+
 def _recorded(svc: Services, row: dict[str, Any]) -> tuple[dict[str, Any] | None, Any]:
     """The fact the notification announces (its event, found by command id) and the case's state."""
     kind, case_id = _case_of(row)
     events, _ = svc.store.read_history(kind, case_id)
     fact = next((e for e in events if e["command_id"] == row["id"]), None)
-    return fact, KINDS[kind].aggregate.new_state(case_id) if not events else svc.store.aggregate(kind, case_id).state
+    return fact, _state(svc, row)
 
 
 def _view(svc: Services, row: dict[str, Any]) -> dict[str, Any]:
-    _, state = _recorded(svc, row)
+    state = _state(svc, row)
     notice = state.notices.get(row["id"]) if hasattr(state, "notices") else None
     return {**row, "acknowledged_by": notice.acknowledged_by if notice else None,
             "acknowledged_at": notice.acknowledged_at if notice else None}
@@ -143,7 +153,7 @@ async def _acknowledge(svc: Services, outbox: Outbox, notice: str, by: str, via:
     row = await _notice(svc, outbox, notice)
     if row["kind"] == "SlaWarned":
         raise ApiError(409, "not_acknowledgeable", "a warning needs no acknowledgement")
-    state = (await svc.io(_recorded, svc, row))[1]
+    state = await svc.io(_state, svc, row)
     done = state.notices.get(notice) if hasattr(state, "notices") else None
     if done is not None and done.acknowledged_by:
         raise ApiError(409, "already_acknowledged",
