@@ -11,10 +11,11 @@ import signal
 from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
 
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import config
+from activities import config, logs, telemetry
 from activities.outbox import Outbox
 from activities.store import open_store
 from activities.temporal import connect
@@ -59,9 +60,11 @@ def build_worker(client: Client, recorder: Recorder, task_queue: str | None = No
 
 async def main() -> None:
     settings, org = config.startup()  # a bad setting or org file: one line on stderr, exit 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.setup()
+    telemetry.setup_tracing("weibao-worker")  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    runtime, sdk_metrics = telemetry.sdk_runtime()  # the SDK's own metrics, served on our port
     recorder = Recorder(open_store(), org, Outbox())
-    client = await connect()
+    client = await connect(runtime=runtime)
     worker = build_worker(client, recorder)
     log.info("worker on %s, task queue %s, event store %s, org %s (%d staff)",
              client.service_client.config.target_host, settings.task_queue, settings.event_store,
@@ -71,9 +74,25 @@ async def main() -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    async with worker:
-        await stop.wait()
-        log.info("worker stopping")
+    ops = telemetry.serve_ops("worker", settings.metrics_host, settings.worker_metrics_port,
+                              ready_checks(client, recorder, asyncio.get_running_loop()), sdk_metrics)
+    try:
+        async with worker:
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        telemetry.flush_traces()
+        if ops is not None:
+            ops.close()
+
+
+def ready_checks(client: Client, recorder: Recorder, loop: asyncio.AbstractEventLoop) -> dict:
+    """What `/readyz` on the worker's metrics port asks: Temporal and the event store answer."""
+    def temporal() -> None:
+        call = client.workflow_service.get_system_info(GetSystemInfoRequest(), timeout=timedelta(seconds=3))
+        asyncio.run_coroutine_threadsafe(call, loop).result(timeout=telemetry.CHECK_SECONDS)
+
+    return {"temporal": temporal, "event_store": recorder.store.recorder.max_notification_id}
 
 
 if __name__ == "__main__":

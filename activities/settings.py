@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     projection_poll: float = 1.0
     log_level: str = "INFO"
 
+    # operations (activities/telemetry.py, activities/logs.py): metrics and health ports, log lines
+    metrics_host: str = "127.0.0.1"  # where the worker's and the runner's metrics and health listen
+    worker_metrics_port: int = 9464  # 0: none
+    projection_metrics_port: int = 9465  # 0: none; with n runner processes, this port to port + n - 1
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto: JSON lines unless stderr is a terminal
+
     # notifications: where warnings and escalations are sent (activities/deliver.py)
     public_url: str | None = None  # the base of acknowledgement links; None: http://api_host:api_port
     smtp_host: str | None = None  # None: no email
@@ -168,7 +174,7 @@ class Settings(BaseSettings):
         return v
 
     @field_validator("temporal_namespace", "task_queue", "postgres_host", "postgres_dbname", "postgres_user",
-                     "api_host", mode="before")
+                     "api_host", "metrics_host", mode="before")
     @classmethod
     def _not_blank(cls, v: Any) -> Any:
         if isinstance(v, str) and not v.strip():
@@ -186,6 +192,20 @@ class Settings(BaseSettings):
         if isinstance(v, str) and not (v.strip().isdigit() and 0 < int(v) < 65536):
             raise ValueError(f"must be a port number (1-65535), not {v!r}")
         return v
+
+    @field_validator("worker_metrics_port", "projection_metrics_port", mode="before")
+    @classmethod
+    def _port_or_none(cls, v: Any) -> Any:
+        if isinstance(v, str) and not (v.strip().isdigit() and 0 <= int(v) < 65536):
+            raise ValueError(f"must be a port number (1-65535), or 0 for none, not {v!r}")
+        return v
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, v: Any) -> Any:
+        if str(v).lower() not in ("auto", "json", "text"):
+            raise ValueError(f"must be auto, json or text, not {v!r}")
+        return str(v).lower()
 
     @field_validator("projection_batch", "projection_workers", "projection_processes", "api_max_body", mode="before")
     @classmethod

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
-from activities import config
+from activities import config, telemetry
 
 
-async def connect(address: str | None = None) -> Client:
-    """A client of the configured cluster; `address`, if given, wins over the environment's."""
+async def connect(address: str | None = None, runtime: Runtime | None = None) -> Client:
+    """A client of the configured cluster; `address`, if given, wins over the environment's.
+    With tracing on (activities/telemetry.py) it carries the trace context to the workflows
+    and activities, and so does a worker built from it; `runtime`: the worker's, with metrics."""
     options = config.temporal_connect_config()
     if address:
         options["target_host"] = address
-    return await Client.connect(**options, data_converter=pydantic_data_converter)
+    return await Client.connect(**options, data_converter=pydantic_data_converter,
+                                interceptors=telemetry.interceptors(), runtime=runtime)

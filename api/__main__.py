@@ -1,7 +1,6 @@
-"""`python -m api`: serve the HTTP API on WEIBAO_API_HOST:WEIBAO_API_PORT."""
-import logging
-
-from activities import config
+"""`python -m api`: serve the HTTP API on WEIBAO_API_HOST:WEIBAO_API_PORT (its metrics at
+`/metrics`, health at `/healthz` and `/readyz` on the same port)."""
+from activities import config, logs, telemetry
 
 
 def main() -> None:
@@ -10,9 +9,13 @@ def main() -> None:
 
     from api.app import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    uvicorn.run(create_app(), host=settings.api_host, port=settings.api_port, log_level=settings.api_log_level,
-                access_log=settings.api_access_log, timeout_graceful_shutdown=10)
+    logs.setup()  # uvicorn's lines too (log_config=None: they go to the root logger's one handler)
+    telemetry.setup_tracing("weibao-api")  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    try:
+        uvicorn.run(create_app(), host=settings.api_host, port=settings.api_port, log_level=settings.api_log_level,
+                    access_log=settings.api_access_log, timeout_graceful_shutdown=10, log_config=None)
+    finally:
+        telemetry.flush_traces()
 
 
 if __name__ == "__main__":

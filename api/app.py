@@ -9,10 +9,10 @@ what, the workflows' validators what is legal now.
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from activities import config
-from api import cases, console, errors, escalations, health, lists, reports, tickets
+from activities import config, telemetry
+from api import cases, console, errors, escalations, health, lists, metrics, reports, tickets
 from api.deps import WELL_FORMED, Services
 from api.limits import BodyLimit
 
@@ -39,17 +39,23 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     app = FastAPI(title="weibao", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   generate_unique_id_function=lambda route: route.name,
+                  dependencies=[Depends(metrics.bind_case)],  # every log line of a request names its case
                   description="Fault tickets (报障/维修派工单) for engineers, supervisors, clerks, managers and "
                               "auditors. Authenticate with `Authorization: Bearer <token>`; every 4xx answer is "
                               '`{"error", "detail", "field"}`, and a 422 lists every problem in `errors`.')
     app.state.services = services
     app.add_middleware(BodyLimit, max_bytes=config.settings().api_max_body)
     errors.install(app)  # its last-resort middleware goes outside the body limit
+    app.add_middleware(metrics.Observed)  # outermost: every answer counted and timed, the 500s too
     app.include_router(health.router)
+    app.add_api_route("/metrics", metrics.metrics, methods=["GET"], include_in_schema=False)
     app.include_router(tickets.router)
     app.include_router(cases.router)
     app.include_router(reports.router)
     app.include_router(lists.router, dependencies=WELL_FORMED)  # known query parameters, no control characters
     console.install(app)  # the web console, `/` to it, and /docs and /redoc with no files from outside
     app.include_router(escalations.router, dependencies=WELL_FORMED)
+    if telemetry.tracing_enabled():  # a span per request, the parent of its Update's spans
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     return app

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -73,9 +75,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
 
+    stopping = threading.Event()
+    relays: list[threading.Thread] = []  # the dev server's log, relayed to stderr
+
     def stop(*_: object) -> None:
         # last started first, one at a time: the worker drains while the dev server still
         # answers, and the dev server goes last
+        stopping.set()
         for name, p in reversed(children):
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
@@ -85,13 +91,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"weibao: {name} did not stop in 10 s; killing it", file=sys.stderr, flush=True)
                 p.kill()
                 p.wait()
+        for relay in relays:
+            relay.join(timeout=2)  # the dev server's last lines
 
     try:
         if not args.no_dev_server:
             address = config.temporal_address()
             host, _, port = address.rpartition(":")
             ui_port = settings.temporal_ui_port if args.ui_port is None else args.ui_port
-            server = subprocess.Popen(dev_server_command(data / "temporal.db", int(port), ui_port), process_group=0)
+            server = subprocess.Popen(dev_server_command(data / "temporal.db", int(port), ui_port), process_group=0,
+                                      stderr=subprocess.PIPE)
+            relay = threading.Thread(target=_relay_dev_server_log, args=(server.stderr, stopping), daemon=True)
+            relay.start()
+            relays.append(relay)
             children.append(("temporal dev server", server))
             _wait_port(host or "localhost", int(port), 60, server)
             print(f"weibao: Temporal dev server on {address} (pid {server.pid}), "
@@ -105,6 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               flush=True)
         print(f"weibao: console at {api_url()}/console/ (`weibao login-link STAFF_ID` for a sign-in link)",
               flush=True)
+        print(f"weibao: metrics at {metrics_urls(settings)}; /healthz and /readyz on each port", flush=True)
         while True:
             for name, p in children:
                 if p.poll() is not None:
@@ -116,6 +129,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop()
+
+
+# What the dev server's own system workers (namespace temporal-system: its scanners and
+# parent-close-policy processor) log while the server stops: its frontend closes before
+# they stop polling it, so each poll in flight fails ("Failed to poll for task.", a dial
+# "operation was canceled"). They come from the server's internal shutdown order, which no
+# client changes (a bare `temporal server start-dev` prints them on Ctrl-C too), and say
+# nothing about weibao: once `run` stops the server, those lines alone are dropped.
+_SERVER_SHUTDOWN_NOISE = (re.compile(r'msg="Failed to poll for task\." service=worker Namespace=temporal-system '),
+                          re.compile(r'msg="network dial error" service=client .*(operation was canceled|'
+                                     r'connection refused)'))
+
+
+def _relay_dev_server_log(stream, stopping: threading.Event) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace")
+        if stopping.is_set() and any(p.search(line) for p in _SERVER_SHUTDOWN_NOISE):
+            continue
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    stream.close()
+
+
+def metrics_urls(settings: config.Settings) -> str:
+    host = settings.metrics_host if settings.metrics_host not in ("0.0.0.0", "::") else "localhost"
+    urls = [f"{api_url()}/metrics (API)"]
+    if settings.worker_metrics_port:
+        urls.append(f"http://{host}:{settings.worker_metrics_port}/metrics (worker)")
+    if settings.projection_metrics_port:
+        urls.append(f"http://{host}:{settings.projection_metrics_port}/metrics (read models)")
+    return ", ".join(urls)
 
 
 def api_url() -> str:

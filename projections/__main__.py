@@ -6,7 +6,8 @@
     python -m projections --once          catch up, then exit
 
 The event store is the one configured (WEIBAO_EVENT_STORE, WEIBAO_SQLITE_PATH,
-POSTGRES_*). SIGINT or SIGTERM ends it after the batch in hand; a SIGKILL loses
+POSTGRES_*). Metrics, /healthz and /readyz on WEIBAO_PROJECTION_METRICS_PORT (9465; with
+--processes n, one port each from there). SIGINT or SIGTERM ends it after the batch in hand; a SIGKILL loses
 nothing either: a batch's rows and position are committed together or not at all."""
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
 
     prepare()
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=serve_child, args=(part, args.batch_size, args.workers, args.poll, args.once),
+    port = settings.projection_metrics_port  # each process its own: port, port + 1, ... (0: none)
+    procs = [ctx.Process(target=serve_child, args=(part, args.batch_size, args.workers, args.poll, args.once,
+                                                   port + i if port else 0),
                          name=f"projections-{i}") for i, part in enumerate(groups(names, args.processes))]
     for sig in (signal.SIGINT, signal.SIGTERM):  # pass a stop on to the children and wait for them
         signal.signal(sig, lambda *_: [p.terminate() for p in procs if p.is_alive()])

@@ -31,9 +31,9 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.utils import Environment
 
-from activities import config
+from activities import config, logs, telemetry
 from activities.store import open_store, store_env
-from projections import quarantine
+from projections import metrics, quarantine
 from projections.base import (EventKeys, PositionConflict, PostgresReadModelView, ReadModel, ReadModelView,
                               SQLiteReadModelView, event_keys)
 from projections.candidates import Candidates
@@ -126,6 +126,7 @@ class Backoff:
 
 
 MAX_BACKOFF = 15.0
+OBSERVE_EVERY = 1.0  # seconds between readings of the read models' lag for the metrics
 READING = "(reading the event store)"
 
 
@@ -151,6 +152,26 @@ class Runner:
     def lag(self) -> dict[str, int]:
         head = self.app.recorder.max_notification_id() or 0
         return {name: head - (pos or 0) for name, pos in self.positions.items()}
+
+    def observe(self) -> None:
+        """Each read model's lag (events, and the age of the oldest one not applied) and its
+        quarantined events, as metrics; read from the database."""
+        head = self.app.recorder.max_notification_id() or 0
+        now = time.time()
+        ages: dict[int, float] = {}
+        for name, pos in self.positions.items():
+            behind = head - (pos or 0)
+            metrics.LAG_EVENTS.labels(name).set(behind)
+            if behind > 0 and (pos or 0) not in ages:
+                first = self.app.recorder.select_notifications(start=pos or 0, limit=1, inclusive_of_start=False)
+                try:
+                    ages[pos or 0] = max(0.0, now - self.app.mapper.to_domain_event(first[0]).timestamp.timestamp())
+                except Exception:  # noqa: BLE001 - an undecodable event: the quarantine says so, not this gauge
+                    ages[pos or 0] = 0.0
+            metrics.LAG_SECONDS.labels(name).set(ages.get(pos or 0, 0.0) if behind > 0 else 0.0)
+        held = quarantine.counts(self.models)
+        for name in self.positions:
+            metrics.QUARANTINED.labels(name).set(held.get(name, 0))
 
     def step(self) -> int:
         """Pull one batch and apply it to every read model that is behind (and not waiting
@@ -224,6 +245,8 @@ class Runner:
                 self._set_aside(p, items, e)  # an event of the batch fails however often it is tried
             else:
                 self.positions[p.name] = items[-1][1].notification_id
+            if p.name == metrics.COUNTED_BY:
+                metrics.count(e for e, _ in items)  # once, with this read model's progress
             self._resumed(p.name)
         except PositionConflict:
             self._moved_elsewhere(p)
@@ -324,6 +347,7 @@ class Runner:
         try:
             started, last_report, last_applied = time.monotonic(), time.monotonic(), 0
             caught_up = False
+            observed = 0.0
             while not stop.is_set():
                 try:
                     n = self.step()
@@ -331,6 +355,12 @@ class Runner:
                     self._back_off(READING, e)
                     n = 0
                 now = time.monotonic()
+                if now - observed >= OBSERVE_EVERY:
+                    observed = now
+                    try:
+                        self.observe()
+                    except Exception as e:  # noqa: BLE001 - the database is away: the backoff logs it
+                        log.debug("lag not observed: %s", quarantine.reason(e))
                 if n and (now - last_report >= report_every):
                     rate = (self.applied - last_applied) / (now - last_report)
                     log.info("applied %d events (%.0f/s); positions %s", self.applied, rate, self.positions)
@@ -484,18 +514,37 @@ def catch_up_in_processes(n: int, batch_size: int | None = None, workers: int | 
 
 
 def setup_logging() -> None:
-    logging.basicConfig(level=config.env("WEIBAO_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
+    logs.setup()  # WEIBAO_LOG_LEVEL, WEIBAO_LOG_FORMAT: JSON lines unless stderr is a terminal
 
 
 def serve(names: list[str] | None, batch_size: int | None, workers: int | None, poll: float, once: bool,
-          stop: threading.Event | None = None) -> int:
+          stop: threading.Event | None = None, metrics_port: int | None = None) -> int:
     """Run read models until SIGINT or SIGTERM (or, with `once`, until caught up). A
-    database that does not answer yet (starting, restarting) is waited for."""
+    database that does not answer yet (starting, restarting) is waited for. Metrics and
+    health on `metrics_port` (default WEIBAO_PROJECTION_METRICS_PORT; 0: none), from the start:
+    not ready while the database does not answer."""
     stop = stop or stop_on_signals()
-    opened = _open(stop, names, batch_size, workers)
-    if opened is None:
-        return 0  # stopped before the database answered
+    settings = config.settings()
+    port = settings.projection_metrics_port if metrics_port is None else metrics_port
+    checks: dict[str, Any] = {"event_store": lambda: _raise("the runner is opening the event store")}
+    ops = None if once else telemetry.serve_ops("projections", settings.metrics_host, port, checks)
+    try:
+        opened = _open(stop, names, batch_size, workers, checks)
+        if opened is None:
+            return 0  # stopped before the database answered
+        return _serve(opened, once, poll, stop)
+    finally:
+        if ops is not None:
+            ops.close()
+
+
+def ready_checks(app: Application, models: ReadModels) -> dict[str, Any]:
+    """What `/readyz` on the runner's metrics port asks: the event store and the read models'
+    tables answer (the runner needs no Temporal)."""
+    return {"event_store": app.recorder.max_notification_id, "read_models": lambda: quarantine.counts(models)}
+
+
+def _serve(opened: tuple[Application, ReadModels, "Runner"], once: bool, poll: float, stop: threading.Event) -> int:
     app, models, runner = opened
     log.info("pid %d: %s over the %s store; positions %s", os.getpid(),
              ", ".join(p.name for p in runner.projections), models.kind, runner.positions)
@@ -516,16 +565,21 @@ def serve(names: list[str] | None, batch_size: int | None, workers: int | None, 
 
 
 def _open(stop: threading.Event, names: list[str] | None, batch_size: int | None,
-          workers: int | None) -> tuple[Application, ReadModels, Runner] | None:
+          workers: int | None, checks: dict[str, Any] | None = None) -> tuple[Application, ReadModels, Runner] | None:
     """The event store, the read models and their runner, retried with backoff while the
-    database has an operational error; None if stopped meanwhile."""
+    database has an operational error; None if stopped meanwhile. `checks` (the ops server's
+    readiness) says why meanwhile, and takes the real checks once they are open."""
     delay = 0.25
+    checks = {} if checks is None else checks
     while not stop.is_set():
         app = models = None
         try:
             app = open_store(**CHECKED)
             models = ReadModels()
-            return app, models, Runner(app, models, names=names, batch_size=batch_size, workers=workers)
+            runner = Runner(app, models, names=names, batch_size=batch_size, workers=workers)
+            checks.clear()
+            checks.update(ready_checks(app, models))
+            return app, models, runner
         except Exception as e:
             for opened in (models, app):
                 if opened is not None:
@@ -536,14 +590,21 @@ def _open(stop: threading.Event, names: list[str] | None, batch_size: int | None
             if not quarantine.is_operational(e):
                 raise
             log.warning("the event store does not answer (%s); trying again in %.2fs", quarantine.reason(e), delay)
+            reason = f"{type(e).__name__}: {quarantine.reason(e)[:200]}"
+            checks["event_store"] = lambda reason=reason: _raise(reason)
             stop.wait(delay)
             delay = min(MAX_BACKOFF, delay * 2)
     return None
 
 
-def serve_child(names: list[str], batch_size: int | None, workers: int | None, poll: float, once: bool) -> None:
+def _raise(reason: str) -> None:
+    raise ConnectionError(f"not open yet: {reason}")
+
+
+def serve_child(names: list[str], batch_size: int | None, workers: int | None, poll: float, once: bool,
+                metrics_port: int | None = None) -> None:
     setup_logging()
-    sys.exit(serve(names, batch_size, workers, poll, once))
+    sys.exit(serve(names, batch_size, workers, poll, once, metrics_port=metrics_port))
 
 
 def stop_on_signals() -> threading.Event:
