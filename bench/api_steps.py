@@ -1,40 +1,46 @@
 """Latency of one step through the HTTP API, end to end, against the floor it stands on.
 
     .venv/bin/python bench/api_steps.py [-n 200] [--rounds 3] [--in-flight 1 8]
+        [--store sqlite|postgres|both] [--pg-db bench_cap] [-v]
 
 On one fresh dev server (SQLite file, WAL), in the same run:
 - step: `POST /tickets/{id}/steps/arrive` from an HTTP client to the API (`python -m api`,
   its own process), which checks the token and the role and sends the Update; the
-  worker records the event in the SQLite event store (a local activity) before the
-  Update, and so the HTTP request, answers 200;
+  worker (`worker.build_worker`, in this process) records the event in the event store
+  (a local activity) before the Update, and so the HTTP request, answers 200;
+- direct: the same Update sent straight from a Temporal client (no HTTP, no API);
 - bare: an Update sent straight from a Temporal client to a workflow whose handler
   runs one no-op local activity (bench/bare.py).
-Each is timed per request, with 1 and then 8 requests in flight, in alternating
-rounds; prints p50 and p99 of both, the ratio of the p50s, and the number in flight."""
+Each is timed per request, with 1 and then 8 requests in flight, in interleaved chunks;
+prints p50, p99 and max of each, the ratios of the step's p50 and p99 to the bare's
+("ratio: X"), and, to say where a tail comes from, what the worker did meanwhile: the
+event store's save times (for SQLite with the wait for the process's one writer
+connection) and the garbage collector's pauses. The event store is SQLite (a file beside
+the dev server's) unless --store says postgres: the PostgreSQL of POSTGRES_HOST/PORT/
+USER/PASSWORD, database --pg-db (created if missing); `both` runs one after the other."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
-from temporalio.client import Client, WithStartWorkflowOperation  # noqa: E402
-from temporalio.common import WorkflowIDConflictPolicy  # noqa: E402
+from temporalio.client import Client  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare import BareWorkflow, noop  # noqa: E402
-from bench.common import dev_server, free_port  # noqa: E402
+from bench.common import bare_handles, child_pid, dev_server, free_port, pct, timed, use_postgres  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = dict(customer="Kunming No.2 Hospital", site="Kunming", contact_phone="0871-1234567",
@@ -45,18 +51,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def child_pid(needle: str) -> int:
-    """The pid of this process's child whose command line contains `needle`."""
-    for proc in Path("/proc").iterdir():
-        try:
-            if (proc.name.isdigit() and needle in (proc / "cmdline").read_text().replace("\0", " ")
-                    and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == os.getpid()):
-                return int(proc.name)
-        except OSError:
-            continue
-    raise RuntimeError(f"no child process runs {needle!r}")
 
 
 class CpuMeter:
@@ -76,27 +70,6 @@ class CpuMeter:
     def total(meters: list["CpuMeter"], n: int) -> str:
         names = meters[0].used
         return ", ".join(f"{name} {1000 * sum(m.used[name] for m in meters) / n:.2f}" for name in names)
-
-
-def pct(samples: list[float], p: float) -> float:
-    s = sorted(samples)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
-
-
-async def timed(calls, in_flight: int) -> list[float]:
-    """Run the zero-argument coroutine functions `calls`, `in_flight` at a time;
-    returns each one's latency in ms."""
-    sem = asyncio.Semaphore(in_flight)
-    out: list[float] = []
-
-    async def one(call) -> None:
-        async with sem:
-            t0 = time.perf_counter()
-            await call()
-            out.append((time.perf_counter() - t0) * 1000)
-
-    await asyncio.gather(*(one(c) for c in calls))
-    return out
 
 
 class KeepAliveClient:
@@ -195,23 +168,60 @@ class BareBench:
         self.client = client
 
     async def prepare(self, n: int):
-        sem = asyncio.Semaphore(8)
-
-        async def one():
-            async with sem:
-                op = WithStartWorkflowOperation(BareWorkflow.run, id=f"bare-{uuid.uuid4()}", task_queue="bare",
-                                                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-                await self.client.execute_update_with_start_workflow(BareWorkflow.step, 0,
-                                                                     start_workflow_operation=op)
-                return await op.workflow_handle()
-
-        return list(await asyncio.gather(*(one() for _ in range(n))))
+        return await bare_handles(self.client, n)
 
     def calls(self, handles):
         def call(h):
             return lambda: h.execute_update(BareWorkflow.step, 1)
 
         return [call(h) for h in handles]
+
+
+class Stopwatch:
+    """Where a step's time goes inside this process (which hosts the ticket worker): each
+    `EventStore.save` (for SQLite also the wait for the process's one writer connection,
+    part of the save), and each pause of the garbage collector, per timed path."""
+
+    def __init__(self, store):
+        self.saves: list[float] = []
+        self.writer_waits: list[float] = []
+        self.gc: list[tuple[int, float]] = []
+        self._gc_start = 0.0
+        save = store.save
+
+        def timed_save(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return save(*args, **kwargs)
+            finally:
+                self.saves.append((time.perf_counter() - t0) * 1000)
+
+        store.save = timed_save
+        pool = getattr(store.recorder.datastore, "pool", None)
+        if pool is not None and hasattr(pool, "get_connection"):  # eventsourcing's own pool (SQLite)
+            get = pool.get_connection
+
+            def timed_get(*args, **kwargs):
+                t0 = time.perf_counter()
+                try:
+                    return get(*args, **kwargs)
+                finally:
+                    if kwargs.get("is_writer"):
+                        self.writer_waits.append((time.perf_counter() - t0) * 1000)
+
+            pool.get_connection = timed_get
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.gc.append((info["generation"], (time.perf_counter() - self._gc_start) * 1000))
+
+    def take(self) -> tuple[list[float], list[float], list[tuple[int, float]]]:
+        out = (self.saves, self.writer_waits, self.gc)
+        self.saves, self.writer_waits, self.gc = [], [], []
+        return out
 
 
 def start_api(env: dict[str, str], port: int) -> subprocess.Popen:
@@ -227,11 +237,13 @@ def start_api(env: dict[str, str], port: int) -> subprocess.Popen:
             time.sleep(0.2)
 
 
-async def main(n: int, rounds: int, loads: list[int], verbose: bool) -> None:
+async def main(n: int, rounds: int, loads: list[int], verbose: bool, store: str, pg_db: str) -> dict:
     with dev_server() as (address, tmp):
         port = free_port()
-        env = {**os.environ, "TEMPORAL_ADDRESS": address, "WEIBAO_EVENT_STORE": "sqlite",
-               "WEIBAO_DATA_DIR": str(tmp), "WEIBAO_SQLITE_PATH": str(tmp / "events.db"),
+        os.environ.update(WEIBAO_EVENT_STORE="sqlite", WEIBAO_SQLITE_PATH=str(tmp / "events.db"))
+        if store == "postgres":
+            use_postgres(pg_db)
+        env = {**os.environ, "TEMPORAL_ADDRESS": address, "WEIBAO_DATA_DIR": str(tmp), "WEIBAO_SECRET_KEY": "bench",
                "WEIBAO_TASK_QUEUE": "tickets", "WEIBAO_API_PORT": str(port), "WEIBAO_API_HOST": "127.0.0.1",
                "WEIBAO_API_ACCESS_LOG": "0", "WEIBAO_API_LOG_LEVEL": "warning"}
         os.environ.update(env)
@@ -241,30 +253,30 @@ async def main(n: int, rounds: int, loads: list[int], verbose: bool) -> None:
         from activities.record import Recorder
         from api.auth import Tokens
         from api.db import Database
-        from workflows.ticket import TicketWorkflow
+        from worker import build_worker
 
         db = Database()
         tokens = {who: Tokens(db).issue(who) for who in ("C001", "S001", "E001")}
         db.close()
         client = await Client.connect(address, data_converter=pydantic_data_converter)
         acts = Recorder(open_store(), config.load_org(), Outbox())
+        watch = Stopwatch(acts.store)
         bare_worker = Worker(client, task_queue="bare", workflows=[BareWorkflow], activities=[noop],
                              activity_executor=ThreadPoolExecutor(16))
         api = start_api(env, port)
         pids = {"dev server": child_pid("start-dev"), "bench+workers": os.getpid(), "API": api.pid}
+        results = {}
         try:
             http = KeepAliveClient("127.0.0.1", port)
-            ticket_worker = Worker(client, task_queue="tickets", workflows=[TicketWorkflow], activities=acts.all(),
-                                   activity_executor=ThreadPoolExecutor(16), max_concurrent_local_activities=16)
-            async with bare_worker, ticket_worker:
+            async with bare_worker, build_worker(client, acts, task_queue="tickets"):
                 step, bare = StepBench(http, tokens), BareBench(client)
                 direct = DirectBench(client, step)
+                print(f"event store {store}, load average {os.getloadavg()[0]:.1f}", flush=True)
                 for load in loads:
                     await timed(step.calls(await step.prepare(20)), load)  # warm up both paths
                     await timed(bare.calls(await bare.prepare(20)), load)
-                    s_all: list[float] = []
-                    b_all: list[float] = []
-                    d_all: list[float] = []
+                    got_all: dict[str, list[float]] = {"step": [], "bare": [], "direct": []}
+                    inside: dict[str, list] = {"step": [[], [], []], "bare": [[], [], []], "direct": [[], [], []]}
                     for r in range(rounds):
                         # prepared ahead, then timed in interleaved chunks, so that the load the
                         # other tenants of the machine put on it falls on all three alike
@@ -275,20 +287,22 @@ async def main(n: int, rounds: int, loads: list[int], verbose: bool) -> None:
                         chunk = max(load * 8, 25)
                         for i in range(0, n, chunk):
                             for name, calls in paths.items():
+                                watch.take()
                                 with CpuMeter(pids) as meter:
                                     got[name] += await timed(calls[i:i + chunk], load)
                                 meters[name].append(meter)
+                                for into, part in zip(inside[name], watch.take()):
+                                    into += part
                         s, b, d = got["step"], got["bare"], got["direct"]
                         print(f"  in flight {load}, round {r + 1}: step p50 {statistics.median(s):.1f} ms, "
-                              f"bare p50 {statistics.median(b):.1f} ms, direct p50 {statistics.median(d):.1f} ms",
-                              flush=True)
+                              f"bare p50 {statistics.median(b):.1f} ms, direct p50 {statistics.median(d):.1f} ms, "
+                              f"load average {os.getloadavg()[0]:.1f}", flush=True)
                         if verbose:
                             print("    CPU ms per request: " + "; ".join(
                                 f"{name} ({CpuMeter.total(meters[name], n)})" for name in paths), flush=True)
-                        s_all += s
-                        b_all += b
-                        d_all += d
-                    report(load, s_all, b_all, d_all)
+                        for k in got_all:
+                            got_all[k] += got[k]
+                    results[load] = report(load, got_all, inside)
                 await http.close()
         finally:
             api.terminate()
@@ -297,18 +311,33 @@ async def main(n: int, rounds: int, loads: list[int], verbose: bool) -> None:
             except subprocess.TimeoutExpired:
                 api.kill()
                 api.wait()
+    return results
 
 
-def report(load: int, step: list[float], bare: list[float], direct: list[float]) -> None:
+def report(load: int, got: dict[str, list[float]], inside: dict[str, list]) -> tuple[float, float, float]:
+    step, bare, direct = got["step"], got["bare"], got["direct"]
     s50, s99, b50, b99 = pct(step, 50), pct(step, 99), pct(bare, 50), pct(bare, 99)
     print(f"in flight: {load}  (N={len(step)} each)")
     print(f"  step  POST /tickets/{{id}}/steps/arrive (HTTP -> API -> Update -> record): "
-          f"p50 {s50:.1f} ms  p99 {s99:.1f} ms")
+          f"p50 {s50:.1f} ms  p99 {s99:.1f} ms  max {max(step):.1f} ms")
     print(f"  bare  Update with one no-op local activity:                         "
-          f"p50 {b50:.1f} ms  p99 {b99:.1f} ms")
+          f"p50 {b50:.1f} ms  p99 {b99:.1f} ms  max {max(bare):.1f} ms")
     print(f"  direct  the arrive Update from a Temporal client (no HTTP, no API):     "
-          f"p50 {pct(direct, 50):.1f} ms  p99 {pct(direct, 99):.1f} ms")
-    print(f"  ratio (step p50 / bare p50): {s50 / b50:.2f}   (goal <= 1.5)", flush=True)
+          f"p50 {pct(direct, 50):.1f} ms  p99 {pct(direct, 99):.1f} ms  max {max(direct):.1f} ms")
+    for name in ("step", "direct", "bare"):
+        saves, waits, pauses = inside[name]
+        line = f"    inside the worker while timing {name}: "
+        if saves:
+            line += f"event store save p50 {pct(saves, 50):.1f} p99 {pct(saves, 99):.1f} max {max(saves):.1f} ms"
+        if waits:
+            line += f" (of which the writer's wait p99 {pct(waits, 99):.1f} max {max(waits):.1f} ms)"
+        full = [ms for gen, ms in pauses if gen == 2]
+        line += (f"{'; ' if saves else ''}GC {len(pauses)} pauses, longest {max((ms for _, ms in pauses), default=0):.1f}"
+                 f" ms, {len(full)} full (longest {max(full, default=0):.1f} ms)")
+        print(line)
+    print(f"  ratio (step p50 / bare p50): {s50 / b50:.2f}   (goal <= 1.3)")
+    print(f"  ratio (step p99 / bare p99): {s99 / b99:.2f}   (goal <= 2)", flush=True)
+    return s50 / b50, s99 / b99, pct(direct, 99) / b99
 
 
 if __name__ == "__main__":
@@ -317,5 +346,14 @@ if __name__ == "__main__":
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--in-flight", type=int, nargs="+", default=[1, 8])
     p.add_argument("-v", "--verbose", action="store_true", help="also print CPU ms per request per process")
+    p.add_argument("--store", choices=["sqlite", "postgres", "both"], default="sqlite")
+    p.add_argument("--pg-db", default="bench_cap", help="the PostgreSQL database of --store postgres")
     a = p.parse_args()
-    asyncio.run(main(a.n, a.rounds, a.in_flight, a.verbose))
+    summary = {}
+    for kind in (["sqlite", "postgres"] if a.store == "both" else [a.store]):
+        summary[kind] = asyncio.run(main(a.n, a.rounds, a.in_flight, a.verbose, kind, a.pg_db))
+    print("\nsummary (ratios against the bare Update of the same run; goals p50 <= 1.3, p99 <= 2)")
+    for kind, by_load in summary.items():
+        for load, (r50, r99, d99) in by_load.items():
+            print(f"  {kind:8} in flight {load}: p50 ratio: {r50:.2f}  p99 ratio: {r99:.2f}  "
+                  f"(client-direct Update p99 / bare p99: {d99:.2f})")

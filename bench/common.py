@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from activities import config
+from workflows import search
 
 
 def free_port() -> int:
@@ -25,7 +26,7 @@ def dev_server():
     proc = subprocess.Popen(
         [config.binary("temporal"), "server", "start-dev", "--db-filename", str(tmp / "temporal.db"),
          "--sqlite-pragma", "journal_mode=wal", "--port", str(port), "--ui-port", str(ui), "--headless",
-         "--log-level", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--log-level", "error", *search.flags()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -41,3 +42,86 @@ def dev_server():
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def use_postgres(dbname: str) -> None:
+    """Points this process's event store at PostgreSQL database `dbname` (POSTGRES_HOST/PORT/
+    USER/PASSWORD), creating it if missing."""
+    import os
+
+    import psycopg
+    from psycopg import sql
+
+    os.environ.update(WEIBAO_EVENT_STORE="postgres", POSTGRES_DBNAME="postgres")
+    with psycopg.connect(config.postgres_conninfo(), autocommit=True) as c:
+        if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    os.environ["POSTGRES_DBNAME"] = dbname
+
+
+def child_pid(needle: str) -> int:
+    """The pid of this process's child whose command line contains `needle`."""
+    import os
+
+    for proc in Path("/proc").iterdir():
+        try:
+            if (proc.name.isdigit() and needle in (proc / "cmdline").read_text().replace("\0", " ")
+                    and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == os.getpid()):
+                return int(proc.name)
+        except OSError:
+            continue
+    raise RuntimeError(f"no child process runs {needle!r}")
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident set size in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def pct(samples: list[float], p: float) -> float:
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+async def timed(calls, in_flight: int) -> list[float]:
+    """Run the zero-argument coroutine functions `calls`, `in_flight` at a time;
+    returns each one's latency in ms."""
+    import asyncio
+
+    sem = asyncio.Semaphore(in_flight)
+    out: list[float] = []
+
+    async def one(call) -> None:
+        async with sem:
+            t0 = time.perf_counter()
+            await call()
+            out.append((time.perf_counter() - t0) * 1000)
+
+    await asyncio.gather(*(one(c) for c in calls))
+    return out
+
+
+async def bare_handles(client, n: int, task_queue: str = "bare", concurrency: int = 8) -> list:
+    """`n` fresh bare workflows (bench/bare.py), each started by its first Update; their
+    handles take the timed Updates."""
+    import asyncio
+    import uuid
+
+    from temporalio.client import WithStartWorkflowOperation
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from bench.bare import BareWorkflow
+
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one():
+        async with sem:
+            op = WithStartWorkflowOperation(BareWorkflow.run, id=f"bare-{uuid.uuid4()}", task_queue=task_queue,
+                                            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+            await client.execute_update_with_start_workflow(BareWorkflow.step, 0, start_workflow_operation=op)
+            return await op.workflow_handle()
+
+    return list(await asyncio.gather(*(one() for _ in range(n))))

@@ -28,7 +28,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare import UPDATES, BareWorkflow, noop  # noqa: E402
-from bench.common import dev_server  # noqa: E402
+from bench.common import dev_server, use_postgres  # noqa: E402
 
 STEPS = [  # report + these six = the seven steps of a lifecycle
     ("triage", "S001", {"severity": "critical", "zone": "A", "service_category": "free"}),
@@ -79,19 +79,6 @@ async def run_many(fn, client: Client, tq: str, n: int, concurrency: int) -> flo
     t0 = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(n)))
     return n / (time.perf_counter() - t0)
-
-
-def use_postgres(dbname: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    from activities import config
-
-    os.environ.update(WEIBAO_EVENT_STORE="postgres", POSTGRES_DBNAME="postgres")
-    with psycopg.connect(config.postgres_conninfo(), autocommit=True) as c:
-        if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
-            c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    os.environ["POSTGRES_DBNAME"] = dbname
 
 
 async def main(n: int, concurrency: int, rounds: int, store: str = "sqlite", pg_db: str = "weibao_bench") -> None:
