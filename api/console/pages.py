@@ -14,15 +14,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
 
 from api import lists
 from api.console import auth, present
 from api.console.auth import COOKIE, Session, Sessions
+from api.console.history import EventMemo
 from api.deps import ReadModelsDep, Services, Svc
 from api.errors import ApiError
 from domain import chain, kinds, lifecycle, permissions
 from domain.casework import IllegalStep
+from domain.chained import case_uuid
 from domain.org import Staff
 from domain.permissions import TicketFacts
 from domain.policy import CST
@@ -31,6 +34,9 @@ from projections import case_list, ticket_list
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+# the templates are the package's files: compiled once per process, not checked for changes
+# on every render (each page includes several; a check is a stat() each)
+templates.env.auto_reload = False
 templates.env.globals.update(cst=present.cst, utc=present.utc, GOAL_WORDS=present.GOAL_WORDS,
                              STATUS_WORDS=present.STATUS_WORDS)
 
@@ -47,6 +53,7 @@ class Parts:
 
     def __init__(self, svc: Services):
         self.sessions = Sessions(svc.tokens.db)
+        self.memo = EventMemo(svc.store)  # decoded and rendered events, per stored event (history.py)
         self._outbox: Any = None
         self._svc = svc
 
@@ -248,7 +255,6 @@ def queue_items(svc: Services, models: Any, staff: Staff, f: dict[str, str | Non
 
 
 def _ticket_uuid(ticket_id: str) -> Any:
-    from domain.chained import case_uuid
     return case_uuid("ticket", ticket_id)
 
 
@@ -284,7 +290,7 @@ async def queue(request: Request, user: ConsoleUser, svc: Svc, models: ReadModel
 # --- a ticket -----------------------------------------------------------------------------------
 
 async def _ticket_events(svc: Services, staff: Staff, ticket_id: str) -> tuple[list[dict], int | None, Any]:
-    events, damaged = await svc.io(svc.store.read_history, "ticket", ticket_id)
+    events, damaged = await svc.io(parts(svc).memo.read_history, "ticket", ticket_id)
     if not events:
         raise Refused(404, "No such ticket", f"no ticket {ticket_id}")
     state = await svc.io(_folded, svc, ticket_id, events)
@@ -295,33 +301,80 @@ async def _ticket_events(svc: Services, staff: Staff, ticket_id: str) -> tuple[l
 def _folded(svc: Services, ticket_id: str, events: list[dict[str, Any]]) -> Any:
     """The state after `events`: the event store's cached aggregate (the same fold, kept up to
     date by the repository) when it stands at the same version, else the fold over them."""
-    try:
+    last = events[-1]["version"]
+    if last != len(events):
+        return kinds.replay("ticket", ticket_id, events)
+    cache = svc.store.repository.cache
+    if cache is not None:  # the cached aggregate as it is, when it stands where the read did: no second query
+        try:
+            state = cache.get(case_uuid("ticket", ticket_id)).state
+        except KeyError:
+            state = None
+        if state is not None and state.version == last:
+            return state
+    try:  # the repository brings it up to date (one query for the newer events) or loads it
         state = svc.store.aggregate("ticket", ticket_id, deepcopy_from_cache=False).state
     except Exception:  # noqa: BLE001 - a record the aggregate cannot load still replays what was read
         state = None
-    if state is not None and state.version == events[-1]["version"] == len(events):
+    if state is not None and state.version == last:
         return state
     return kinds.replay("ticket", ticket_id, events)
 
 
+class Timeline(list):
+    """A timeline's items, and `html`: their `<li>`s joined, for `_timeline.html`."""
+
+    @property
+    def html(self) -> Markup:
+        return Markup("".join(item["html"] for item in self))
+
+
 def timeline(svc: Services, staff: Staff, kind: str, events: list[dict[str, Any]],
-             attempts: bool = True) -> list[dict[str, Any]]:
-    org, out = svc.org, []
+             attempts: bool = True) -> Timeline:
+    """Each event in words with its rendered `<li>` (`_event.html`), masked for this
+    person, with the delivery attempts of a notification (all read in one query). What
+    follows from a stored event and the set of fields masked for this person is kept
+    once per stored event (history.EventMemo)."""
+    org, memo, out = svc.org, parts(svc).memo, Timeline()
+    hidden = permissions.masked_fields(staff, kind)
+    tried = _attempts(svc, events) if attempts else {}
     for e in events:
-        data = permissions.mask(staff, e["data"], kind)
-        sentence, fields = present.describe(org, kind, e["type"], data)
-        item = {"version": e["version"], "type": e["type"], "at": e["at"], "actor": e["actor"],
-                "at_cst": present.cst(e["at"], True), "at_utc": present.utc(e["at"]),
-                "recorded_cst": present.cst(e["recorded_at"], True), "recorded_utc": present.utc(e["recorded_at"]),
-                "actor_words": present.who(org, e["actor"]), "sentence": sentence, "fields": fields,
-                "mark": present.MARKS.get(e["type"], ""), "recorded_at": e["recorded_at"], "attempts": []}
-        if attempts and e["type"] in ("NotificationSent", "NotificationGivenUp") and data.get("notice"):
-            try:
-                item["attempts"] = parts(svc).outbox().attempts(data["notice"])
-            except Exception:  # noqa: BLE001 - the attempts are a detail; the event stands on its own
-                item["attempts"] = []
+        notice = e["data"].get("notice") if e["type"] in ("NotificationSent", "NotificationGivenUp") else None
+        shown = tried.get(notice, []) if notice else []
+        key = (hidden, tuple(tuple(a.values()) for a in shown))
+        entry = memo.entry(e)
+        item = memo.view(entry, key) if entry is not None else None
+        if item is None:
+            item = _timeline_item(org, staff, kind, e, shown)
+            if entry is not None:
+                memo.keep(entry, key, item)
         out.append(item)
     return out
+
+
+def _timeline_item(org: Any, staff: Staff, kind: str, e: dict[str, Any],
+                   attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    data = permissions.mask(staff, e["data"], kind)
+    sentence, fields = present.describe(org, kind, e["type"], data)
+    item = {"version": e["version"], "type": e["type"], "at": e["at"], "actor": e["actor"],
+            "at_cst": present.cst(e["at"], True), "at_utc": present.utc(e["at"]),
+            "recorded_cst": present.cst(e["recorded_at"], True), "recorded_utc": present.utc(e["recorded_at"]),
+            "actor_words": present.who(org, e["actor"]), "sentence": sentence, "fields": fields,
+            "mark": present.MARKS.get(e["type"], ""), "recorded_at": e["recorded_at"], "attempts": attempts}
+    item["html"] = Markup(templates.env.get_template("_event.html").render(e=item))
+    return item
+
+
+def _attempts(svc: Services, events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The delivery attempts of the notifications among `events`, by notice, in one query."""
+    notices = sorted({e["data"]["notice"] for e in events
+                      if e["type"] in ("NotificationSent", "NotificationGivenUp") and e["data"].get("notice")})
+    if not notices:
+        return {}
+    try:
+        return parts(svc).outbox()._attempts_of(notices)
+    except Exception:  # noqa: BLE001 - the attempts are a detail; the events stand on their own
+        return {}
 
 
 def state_view(svc: Services, staff: Staff, state: Any, now: datetime, kind: str = "ticket") -> dict[str, Any]:
@@ -622,7 +675,7 @@ async def _case(svc: Services, staff: Staff, kind: str, case_id: str) -> tuple[l
     if kind not in CASE_KINDS:
         raise Refused(404, "No such case kind", f"no case kind {kind!r}")
     _require(permissions.may_read_case(staff, kind))
-    events, damaged = await svc.io(svc.store.read_history, kind, case_id)
+    events, damaged = await svc.io(parts(svc).memo.read_history, kind, case_id)
     if not events:
         raise Refused(404, "No such case", f"no {kind} {case_id}")
     state = kinds.replay(kind, case_id, events)

@@ -1,0 +1,101 @@
+"""A case's recorded events as the console reads them, with the work per recorded event
+done once per process.
+
+Every request still reads the case's stored events from the event store, all of them, in
+one query: a new event shows at once, and a stored event that changed or cannot be
+decoded shows as it is stored now. What is kept is only what follows from one stored
+event's bytes: its decoded form (the dict `EventStore.read_history` gives) and, per set
+of fields a viewer may not see, its timeline entry in words and its rendered `<li>`
+(pages.timeline). An entry is used only while the stored topic and bytes are the very
+same, so the memo cannot show anything that is not stored; masking is still applied per
+viewer, because the set of masked fields (`permissions.masked_fields` of the viewer's
+role and the case's kind, all that `permissions.mask` depends on) is part of the key.
+
+Why: decoding each event again and rendering it again was most of the ticket page's
+server time (bench/console.py), while a recorded event never changes."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from activities.store import EventStore
+from domain.chained import case_uuid
+
+
+class Entry:
+    """One stored event: its topic and bytes, its decoded dict, and its views by key."""
+
+    __slots__ = ("topic", "state", "event", "views")
+
+    def __init__(self, topic: str, state: bytes, event: dict[str, Any]):
+        self.topic, self.state, self.event = topic, state, event
+        self.views: dict[Any, Any] = {}
+
+
+class EventMemo:
+    """Per process, the entries of the last `max_cases` cases read (least recently read
+    forgotten first)."""
+
+    MAX_VIEWS = 16  # per event: sets of masked fields × the delivery attempts shown with it
+
+    def __init__(self, store: EventStore, max_cases: int = 2000):
+        self.store, self.max_cases = store, max_cases
+        self._cases: OrderedDict[str, dict[int, Entry]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def read_history(self, kind: str, case_id: str) -> tuple[list[dict[str, Any]], int | None]:
+        """What `EventStore.read_history(kind, case_id)` answers, from one read of the stored
+        events, decoding only those not seen before with the same bytes."""
+        aggregate_id = case_uuid(kind, case_id)
+        stored_events = self.store.recorder.select_events(aggregate_id)
+        key = str(aggregate_id)
+        with self._lock:
+            known = self._cases.get(key) or {}
+        fresh: dict[int, Entry] = {}
+        events: list[dict[str, Any]] = []
+        damaged = None
+        for stored in stored_events:
+            version, state = stored.originator_version, bytes(stored.state)
+            entry = known.get(version)
+            if entry is None or entry.state != state or entry.topic != stored.topic:
+                try:
+                    e = self.store.mapper.to_domain_event(stored)
+                except Exception:  # noqa: BLE001 - a damaged row stops the read there, as read_history's does
+                    damaged = version
+                    break
+                entry = Entry(stored.topic, state, _as_dict(e))
+            fresh[version] = entry
+            events.append(entry.event)
+        with self._lock:
+            if fresh:
+                self._cases[key] = fresh
+                self._cases.move_to_end(key)
+                while len(self._cases) > self.max_cases:
+                    self._cases.popitem(last=False)
+            else:
+                self._cases.pop(key, None)
+        return events, damaged
+
+    def entry(self, event: dict[str, Any]) -> Entry | None:
+        """The entry whose decoded event `event` is (the same object), or None for an event
+        this memo did not give out (it is then shown without keeping anything)."""
+        with self._lock:
+            entry = (self._cases.get(event.get("ticket", "")) or {}).get(event.get("version"))  # type: ignore[arg-type]
+        return entry if entry is not None and entry.event is event else None
+
+    def view(self, entry: Entry, key: Any) -> Any:
+        return entry.views.get(key)
+
+    def keep(self, entry: Entry, key: Any, value: Any) -> None:
+        if len(entry.views) >= self.MAX_VIEWS:
+            entry.views.clear()
+        entry.views[key] = value
+
+
+def _as_dict(e: Any) -> dict[str, Any]:
+    """A decoded stored event as `EventStore.read_history` gives it (the console's tests
+    compare the two)."""
+    return {"ticket": str(e.originator_id), "version": e.originator_version, "type": type(e).__name__,
+            "at": e.at, "actor": e.actor, "command_id": e.command_id, "data": e.data,
+            "prev_hash": e.prev_hash, "hash": e.hash, "recorded_at": e.timestamp}
