@@ -8,9 +8,13 @@ and the health answers of the worker and the projection runner.
   loopback port of its own that only this server reads.
 - **Traces**: spans are exported over OTLP (HTTP) when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
   (the exporter reads the `OTEL_*` variables itself), and nothing is set up otherwise: no
-  interceptor, no instrumentation, no cost. `TracingInterceptor` on the Temporal client
-  (so on the worker built from it) carries the context from the API's request through the
-  Update to the recording activity, where the event store's append is a span of its own.
+  interceptor, no instrumentation, no cost. The Temporal SDK's OpenTelemetry plugin on the
+  client (so on the worker built from it) carries the context from the API's request
+  through the Update to the recording activity, where the event store's append is a span
+  of its own. Not its older `TracingInterceptor`: that one puts an Update's handler in the
+  trace of the workflow's start and only links the request that sent it, so a step's
+  request and its append would be two traces; the plugin's interceptor parents the handler
+  to the Update's own context, making one.
 - **Health**: `/healthz` answers while the process lives; `/readyz` runs the process's
   checks (each a function that raises when its part does not answer) and answers 503
   naming each part that failed and why, as the API's `api/health.py` does."""
@@ -176,27 +180,29 @@ def setup_tracing(service: str, exporter: Any = None) -> bool:
         return False
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from temporalio.contrib.opentelemetry import create_tracer_provider
 
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         exporter = OTLPSpanExporter()  # endpoint, headers, timeout from the OTEL_* variables
-    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME",
-                                                                                       service)}))
+    # replay-safe: a workflow's spans are not made again when its history is replayed
+    provider = create_tracer_provider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME",
+                                                                                               service)}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     _tracing = True
     return True
 
 
-def interceptors() -> list[Any]:
-    """The Temporal client's interceptors: the tracing one when tracing is on. Given to the
-    client, it applies to a worker built from that client as well."""
+def plugins() -> list[Any]:
+    """The Temporal client's plugins: OpenTelemetry's when tracing is on (its spans of starts,
+    Updates, workflows and activities, and the opentelemetry module passed through the
+    workflow sandbox). Given to the client, it applies to a worker built from it as well."""
     if not _tracing:
         return []
-    from temporalio.contrib.opentelemetry import TracingInterceptor
-    return [TracingInterceptor()]
+    from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
+    return [OpenTelemetryPlugin(add_temporal_spans=True)]
 
 
 def span(name: str, **attributes: Any):

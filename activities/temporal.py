@@ -20,4 +20,4 @@ async def connect(address: str | None = None, runtime: Runtime | None = None) ->
     if address:
         options["target_host"] = address
     return await Client.connect(**options, data_converter=pydantic_data_converter,
-                                interceptors=telemetry.interceptors(), runtime=runtime)
+                                plugins=telemetry.plugins(), runtime=runtime)
