@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import sqlite3
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator
@@ -242,3 +243,42 @@ async def test_a_complaint_and_a_visit_are_stepped_from_their_pages_by_whoever_m
                                     "notes": "all systems normal", "issues": ""})
         assert r.status_code == 303, r.text
     assert console.services.store.history("inspection", iid)[-1]["type"] == "FollowUpCalled"
+
+
+def _event_item(html: str, version: int) -> str:
+    """The `<li>` of one version on a ticket page."""
+    return re.search(rf'<li id="v{version}" .*?</li>', html, re.S).group(0)
+
+
+async def test_the_ticket_page_shows_a_new_or_changed_event_at_once_and_masks_for_each_viewer(console):
+    """The console keeps each stored event's decoded and rendered form (api/console/history.py):
+    that never stands in for an event recorded since, for a stored event changed since, or for
+    what another role may see."""
+    from api.console.pages import parts
+    from activities import config
+
+    ticket = await console.api.report(customer="Qujing Hospital", confidential_notes="BMC root password Xy9!")
+    page = f"/console/tickets/{ticket}"
+    async with signed_in(console, "M001") as manager, signed_in(console, "A001") as auditor:
+        seen = (await manager.get(page)).text  # kept now, unmasked: the manager may see the notes
+        assert seen.count('<li id="v') == 1 and "Xy9!" in _event_item(seen, 1) and "0871-6300000" in seen
+        masked = (await auditor.get(page)).text
+        assert "Xy9!" not in masked and "0871-6300000" not in masked
+        assert "***" in _event_item(masked, 1)
+        assert "Xy9!" in _event_item((await manager.get(page)).text, 1)  # the auditor's view is not the manager's
+
+        await console.api.ok(ticket, "triage", "S001", severity="critical", zone="A")  # a new event
+        for client in (manager, auditor):
+            shown = (await client.get(page)).text
+            assert shown.count('<li id="v') == 2 and "Triaged as critical in zone A" in _event_item(shown, 2)
+        assert "Xy9!" not in shown and "0871-6300000" not in shown  # the auditor's, still masked
+        memo = parts(console.services).memo
+        assert memo.read_history("ticket", ticket) == console.services.store.read_history("ticket", ticket)
+
+        with sqlite3.connect(config.sqlite_path()) as db:  # a stored event edited in place: shown as stored now
+            changed = db.execute("UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), 'Qujing', "
+                                 "'Zhaotong') AS BLOB) WHERE originator_version = 1 AND CAST(state AS TEXT) "
+                                 "LIKE '%Qujing Hospital%'").rowcount
+        assert changed == 1
+        shown = (await manager.get(page)).text
+        assert "Zhaotong Hospital" in _event_item(shown, 1) and "Qujing" not in _event_item(shown, 1)
