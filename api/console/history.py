@@ -77,6 +77,10 @@ class EventMemo:
                 self._cases.pop(key, None)
         return events, damaged
 
+    def clear(self) -> None:
+        with self._lock:
+            self._cases.clear()
+
     def entry(self, event: dict[str, Any]) -> Entry | None:
         """The entry whose decoded event `event` is (the same object), or None for an event
         this memo did not give out (it is then shown without keeping anything)."""

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
+import jinja2
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -33,10 +34,24 @@ from domain.steps import STEPS
 from projections import case_list, ticket_list
 
 HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Environment(jinja2.Environment):
+    """Jinja's environment, reading `d.key` of a plain dict (most of what the pages show)
+    without first trying and failing an attribute lookup: the same answer as Jinja's own
+    getattr, whose failed lookup raises and catches an exception each time."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 # the templates are the package's files: compiled once per process, not checked for changes
 # on every render (each page includes several; a check is a stat() each)
-templates.env.auto_reload = False
+templates = Jinja2Templates(env=_Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+                                             autoescape=jinja2.select_autoescape(), auto_reload=False))
 templates.env.globals.update(cst=present.cst, utc=present.utc, GOAL_WORDS=present.GOAL_WORDS,
                              STATUS_WORDS=present.STATUS_WORDS)
 
