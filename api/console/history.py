@@ -81,12 +81,18 @@ class EventMemo:
         with self._lock:
             self._cases.clear()
 
-    def entry(self, event: dict[str, Any]) -> Entry | None:
-        """The entry whose decoded event `event` is (the same object), or None for an event
-        this memo did not give out (it is then shown without keeping anything)."""
+    def entries(self, events: list[dict[str, Any]]) -> list[Entry | None]:
+        """For each of a case's `events`, the entry whose decoded event it is (the same
+        object), or None for an event this memo did not give out (shown without keeping)."""
+        if not events:
+            return []
         with self._lock:
-            entry = (self._cases.get(event.get("ticket", "")) or {}).get(event.get("version"))  # type: ignore[arg-type]
-        return entry if entry is not None and entry.event is event else None
+            known = self._cases.get(events[0]["ticket"]) or {}
+        out: list[Entry | None] = []
+        for e in events:
+            entry = known.get(e["version"])
+            out.append(entry if entry is not None and entry.event is e else None)
+        return out
 
     def view(self, entry: Entry, key: Any) -> Any:
         return entry.views.get(key)

@@ -353,11 +353,11 @@ def timeline(svc: Services, staff: Staff, kind: str, events: list[dict[str, Any]
     org, memo, out = svc.org, parts(svc).memo, Timeline()
     hidden = permissions.masked_fields(staff, kind)
     tried = _attempts(svc, events) if attempts else {}
-    for e in events:
+    plain: tuple = (hidden, ())
+    for e, entry in zip(events, memo.entries(events)):
         notice = e["data"].get("notice") if e["type"] in ("NotificationSent", "NotificationGivenUp") else None
         shown = tried.get(notice, []) if notice else []
-        key = (hidden, tuple(tuple(a.values()) for a in shown))
-        entry = memo.entry(e)
+        key = (hidden, tuple(tuple(a.values()) for a in shown)) if shown else plain
         item = memo.view(entry, key) if entry is not None else None
         if item is None:
             item = _timeline_item(org, staff, kind, e, shown)
