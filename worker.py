@@ -26,6 +26,7 @@ from workflows.complaint import ComplaintWorkflow
 from workflows.delivery import DeliveryWorkflow
 from workflows.inspection import InspectionWorkflow
 from workflows.plan import PlanWorkflow
+from workflows import search
 from workflows.returns import ReturnWorkflow
 from workflows.ticket import TicketWorkflow
 
@@ -65,6 +66,7 @@ async def main() -> None:
     runtime, sdk_metrics = telemetry.sdk_runtime()  # the SDK's own metrics, served on our port
     recorder = Recorder(open_store(), org, Outbox())
     client = await connect(runtime=runtime)
+    await search.register(client)  # the attributes every case upserts (workflows/search.py)
     worker = build_worker(client, recorder)
     log.info("worker on %s, task queue %s, event store %s, org %s (%d staff)",
              client.service_client.config.target_host, settings.task_queue, settings.event_store,

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from activities import config
+from workflows import search
 
 
 def _wait_port(host: str, port: int, seconds: float, proc: subprocess.Popen) -> None:
@@ -45,7 +46,7 @@ def _wait_port(host: str, port: int, seconds: float, proc: subprocess.Popen) -> 
 def dev_server_command(db_file: Path, port: int = 7233, ui_port: int = 8233) -> list[str]:
     return [config.binary("temporal"), "server", "start-dev", "--db-filename", str(db_file),
             "--sqlite-pragma", "journal_mode=wal", "--port", str(port), "--ui-port", str(ui_port),
-            "--log-level", "warn"]
+            "--log-level", "warn", *search.flags()]
 
 
 # The weibao processes `run` starts after the dev server, as (name, argv).

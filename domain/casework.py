@@ -106,6 +106,23 @@ class CaseState(BaseModel):
     def is_open(self) -> bool:
         return self.status != "new" and self.status not in self.TERMINAL
 
+    @property
+    def holder(self) -> str | None:
+        """Who has the case now (a staff id): by default its responsible person."""
+        return getattr(self, "responsible", None)
+
+    @property
+    def escalation_level(self) -> int:
+        """The highest level the case has reached: 0 none, 1 the superior, 2 leadership."""
+        return max([self.requested_level, *(e.level or 0 for e in self.escalations)])
+
+    @property
+    def next_deadline(self) -> datetime | None:
+        """The earliest deadline of a window still open, while the case is open."""
+        if not self.is_open:
+            return None
+        return min((w.deadline for g, w in self.windows.items() if g not in self.met), default=None)
+
 
 def evolve_alarm(s: CaseState, event_type: str, data: dict, at: datetime) -> bool:
     """Fold an alarm fact, or its delivery, into `s`; False when `event_type` is neither.

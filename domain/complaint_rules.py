@@ -160,6 +160,10 @@ class ComplaintState(CaseState):
         """Who answers for the reply now: the handler, else the handling department's head."""
         return self.handler or self.routed_head
 
+    @property
+    def holder(self) -> str | None:
+        return self.answerable
+
 
 def check(state: ComplaintState, step: str, data: dict) -> None:
     """Raise IllegalStep unless `step` with `data` is legal now."""

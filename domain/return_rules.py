@@ -232,6 +232,12 @@ class ReturnState(CaseState):
     rejected_reason: str | None = None
     closed_at: datetime | None = None
 
+    @property
+    def holder(self) -> str | None:
+        """The responsible person of the open hand-off."""
+        route = self.routes.get(self.stage) if self.stage else None
+        return route.responsible if route is not None else None
+
 
 def check(state: ReturnState, step: str, data: dict) -> None:
     s = state.status

@@ -21,6 +21,7 @@ from activities.store import EventStore, open_store
 from activities.record import Recorder
 from activities import config
 from worker import build_worker
+from workflows import search
 from workflows.ticket import ReportCommand, StartTicket, StepCommand, TicketWorkflow, ticket_workflow_id
 from domain.steps import ReportTicket
 
@@ -105,6 +106,7 @@ def stack(use_store, org):
 
 @asynccontextmanager
 async def running_worker(client: Client, activities: Recorder, task_queue: str, **options):
+    await search.register(client)  # as worker.py does at its start
     async with build_worker(client, activities, task_queue=task_queue, **options):
         yield
 

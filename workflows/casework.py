@@ -23,6 +23,7 @@ from activities.record import (AlarmRaised, Notification, OrgQuery, RaiseAlarm, 
                                TargetRequest)
 from domain import sla
 from domain.casework import CaseState, IllegalStep
+from workflows import search
 
 SYSTEM = "weibao"  # the actor of facts that timers record
 LOCAL = dict(start_to_close_timeout=timedelta(seconds=30),
@@ -104,6 +105,7 @@ class CaseWorkflow:
         self.lock = asyncio.Lock()
         self.changed = False
         self.refused = False  # the opening Update was refused: the run ends at once
+        self.indexed: dict = {}  # the search attributes as last upserted by this run
 
     async def _opened(self) -> bool:
         """Wait for the opening Update (sent with the start); False when it was refused,
@@ -197,6 +199,7 @@ class CaseWorkflow:
                 self.record_log.facts.append(RecordedVersion(version=recorded.version, hash=recorded.hash))
                 self.state = type(self).fold(self.state, event_type, recorded.data, at, SYSTEM)
         self.changed = True
+        self._index()
         if raised.alarm is not None and raised.target is not None:
             await self._deliver(key, raised.target.model_dump(), event, reason, level=level, goal=alarm.goal,
                                 deadline=alarm.deadline, responsible=base["responsible"])
@@ -221,6 +224,19 @@ class CaseWorkflow:
             self.record_log.facts.append(RecordedVersion(version=recorded))
         self.state = type(self).fold(self.state, event_type, data, at, actor)
         self.changed = True
+        self._index()
+
+    def _index(self) -> None:
+        """Upsert the search attributes that the last recorded fact changed (workflows/search.py).
+        A run whose earlier facts were recorded before the attributes existed starts with its
+        next fact: one patch per version until the first upsert, none after it (each patch
+        also lands in the run's TemporalChangeVersion attribute)."""
+        now = search.values(self.KIND, self.state)
+        updates = search.changes(now, self.indexed)
+        if not updates or not self.indexed and not workflow.patched(f"{search.PATCH}:{self.state.version}"):
+            return
+        workflow.upsert_search_attributes(updates)
+        self.indexed = now
 
     @workflow.query
     def recorded(self) -> CaseRecord:

@@ -41,6 +41,7 @@ async def main() -> None:
     from tests.browser import CHROMIUM, PHONE
     from tests.case_helpers import COMPLAINT
     from worker import build_worker
+    from workflows import search
 
     org = config.load_org()
     async with await WorkflowEnvironment.start_time_skipping(
@@ -52,6 +53,7 @@ async def main() -> None:
         app = create_app(services)
         runner = Runner(store, models)
         app.dependency_overrides[get_read_models] = lambda: (runner.catch_up(), models)[1]
+        await search.register(env.client)
         async with build_worker(env.client, Recorder(store, org, outbox), task_queue=queue):
             async with served(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
                 os.environ["WEIBAO_PUBLIC_URL"] = base

@@ -5,13 +5,15 @@ so a change that would break in-flight tickets fails here (use workflow.patched)
 through the activity `record`); `ticket_history_one_machinery.json` after, through
 `record_case` behind the patch marker, its alarms in four local activities and nothing
 delivered; `ticket_history_one_round_trip.json` after alarms took one round trip
-(`raise_alarm`) and started their delivery. Every branch of each patch is replayed."""
+(`raise_alarm`) and started their delivery; `ticket_history_search_attributes.json` after
+every fact upserted the case's search attributes. Every branch of each patch is replayed."""
 import base64
 import json
 
 import pytest
 from tests.replay_fixtures import FIXTURES, replay
 from workflows.casework import PATCH_ONE_ROUND_TRIP
+from workflows import search
 from workflows.ticket import PATCH_ONE_RECORD
 
 
@@ -35,6 +37,8 @@ def markers(raw: str) -> tuple[set[str], set[str]]:
     ("ticket_history.json", set(), {"record"}),
     ("ticket_history_one_machinery.json", {PATCH_ONE_RECORD}, {"record_case"}),
     ("ticket_history_one_round_trip.json", {PATCH_ONE_RECORD, PATCH_ONE_ROUND_TRIP},
+     {"record_case", "raise_alarm", "start_delivery"}),
+    ("ticket_history_search_attributes.json", {PATCH_ONE_RECORD, PATCH_ONE_ROUND_TRIP, f"{search.PATCH}:1"},
      {"record_case", "raise_alarm", "start_delivery"}),
 ])
 async def test_a_recorded_ticket_history_replays_on_the_current_workflow(name, patched, appends):
