@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from activities import config
-from workflows import search
 
 
 def free_port() -> int:
@@ -26,7 +25,7 @@ def dev_server():
     proc = subprocess.Popen(
         [config.binary("temporal"), "server", "start-dev", "--db-filename", str(tmp / "temporal.db"),
          "--sqlite-pragma", "journal_mode=wal", "--port", str(port), "--ui-port", str(ui), "--headless",
-         "--log-level", "error", *search.flags()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--log-level", "error",], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while True:
