@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from activities import config
+from workflows import search
 
 
 def free_port() -> int:
@@ -18,14 +19,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def dev_server():
-    """Yields the address of a fresh dev server (SQLite file, WAL); stops it after."""
+def dev_server(dynamic_config: dict[str, object] | None = None):
+    """Yields the address of a fresh dev server (SQLite file, WAL), with the given dynamic
+    config values (key -> value) if any; stops it after."""
     tmp = Path(tempfile.mkdtemp(prefix="weibao-bench-"))
     port, ui = free_port(), free_port()
     proc = subprocess.Popen(
         [config.binary("temporal"), "server", "start-dev", "--db-filename", str(tmp / "temporal.db"),
          "--sqlite-pragma", "journal_mode=wal", "--port", str(port), "--ui-port", str(ui), "--headless",
-         "--log-level", "error",], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--log-level", "error", *search.flags(),
+         *(a for k, v in (dynamic_config or {}).items() for a in ("--dynamic-config-value", f"{k}={v}"))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while True:
