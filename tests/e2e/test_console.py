@@ -12,12 +12,14 @@ from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator
 
 import httpx
+import psycopg
 import pytest
 
 from api import cli
 from api.console import auth
-from tests.browser import Console, console  # noqa: F401 - fixture
+from tests.browser import Console, console, console_stack  # noqa: F401 - fixture
 from tests.case_helpers import COMPLAINT, PLAN, RETURN, start_inspection
+from tests.conftest import PG_DBNAME
 
 
 def csrf_of(html: str) -> str:
@@ -250,13 +252,36 @@ def _event_item(html: str, version: int) -> str:
     return re.search(rf'<li id="v{version}" .*?</li>', html, re.S).group(0)
 
 
-async def test_the_ticket_page_shows_a_new_or_changed_event_at_once_and_masks_for_each_viewer(console):
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_console(request, env, org, use_store, monkeypatch) -> AsyncIterator[Console]:
+    """The served console over either event store."""
+    async with console_stack(env, org, use_store, monkeypatch, request.param) as c:
+        yield c
+
+
+def _edit_stored_event(version: int, old: str, new: str) -> int:
+    """Edit a stored event's bytes in place, behind the event store's back (rows changed)."""
+    from activities import config
+    if config.store_kind() == "sqlite":
+        with sqlite3.connect(config.sqlite_path()) as db:
+            return db.execute("UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), ?, ?) AS BLOB) "
+                              "WHERE originator_version = ? AND instr(CAST(state AS TEXT), ?) > 0",
+                              (old, new, version, old)).rowcount
+    with psycopg.connect(f"host=127.0.0.1 port=5432 dbname={PG_DBNAME} user=postgres", autocommit=True) as c:
+        (table,) = c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                             "AND tablename LIKE '%events' AND tablename LIKE 'tickets%'").fetchone()
+        return c.execute(f"UPDATE {table} SET state = convert_to(replace(convert_from(state, 'UTF8'), %s, %s), "
+                         "'UTF8') WHERE originator_version = %s AND position(%s in convert_from(state, 'UTF8')) > 0",
+                         (old, new, version, old)).rowcount
+
+
+async def test_the_ticket_page_shows_a_new_or_changed_event_at_once_and_masks_for_each_viewer(any_console):
     """The console keeps each stored event's decoded and rendered form (api/console/history.py):
     that never stands in for an event recorded since, for a stored event changed since, or for
     what another role may see."""
     from api.console.pages import parts
-    from activities import config
 
+    console = any_console
     ticket = await console.api.report(customer="Qujing Hospital", confidential_notes="BMC root password Xy9!")
     page = f"/console/tickets/{ticket}"
     async with signed_in(console, "M001") as manager, signed_in(console, "A001") as auditor:
@@ -275,10 +300,6 @@ async def test_the_ticket_page_shows_a_new_or_changed_event_at_once_and_masks_fo
         memo = parts(console.services).memo
         assert memo.read_history("ticket", ticket) == console.services.store.read_history("ticket", ticket)
 
-        with sqlite3.connect(config.sqlite_path()) as db:  # a stored event edited in place: shown as stored now
-            changed = db.execute("UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), 'Qujing', "
-                                 "'Zhaotong') AS BLOB) WHERE originator_version = 1 AND CAST(state AS TEXT) "
-                                 "LIKE '%Qujing Hospital%'").rowcount
-        assert changed == 1
+        assert _edit_stored_event(1, "Qujing", "Zhaotong") == 1  # shown as stored now
         shown = (await manager.get(page)).text
         assert "Zhaotong Hospital" in _event_item(shown, 1) and "Qujing" not in _event_item(shown, 1)
