@@ -36,25 +36,27 @@ WORKFLOWS = [TicketWorkflow, ComplaintWorkflow, ReturnWorkflow, PlanWorkflow, In
 
 def build_worker(client: Client, recorder: Recorder, task_queue: str | None = None,
                  executor: ThreadPoolExecutor | None = None, **options) -> Worker:
-    """The worker, its sizes taken together: the synchronous activities run on
-    `WEIBAO_WORKER_THREADS` threads, three quarters of them for local activities (the
-    appends a step or an alarm waits for) and the rest for regular ones (deliveries, which
-    wait on mail servers and robots), so a slot never waits for a thread and a burst of
-    deliveries never holds up an alarm; `WEIBAO_WORKER_CACHE` open cases stay in memory (a
-    case evicted replays its history on its next step)."""
+    """The worker, its sizes taken together: `WEIBAO_WORKER_THREADS` threads for the local
+    activities (the appends a step or an alarm waits for) and `WEIBAO_DELIVERY_SLOTS` more
+    for the regular ones (deliveries, which mostly wait on mail servers and robots), one
+    executor of both sizes, so a slot never waits for a thread and a burst of deliveries
+    never holds up an alarm; `WEIBAO_WORKER_CACHE` open cases stay in memory (a case
+    evicted replays its history on its next step)."""
     s = config.settings()
-    threads = executor._max_workers if executor is not None else s.worker_threads
-    local = max(1, threads * 3 // 4)
+    local, deliveries = s.worker_threads, s.delivery_slots
+    if executor is not None:  # a caller's executor: its threads split the same way
+        local = max(1, executor._max_workers * s.worker_threads // (s.worker_threads + s.delivery_slots))
+        deliveries = max(1, executor._max_workers - local)
     sizes = dict(max_cached_workflows=s.worker_cache, max_concurrent_local_activities=local,
-                 max_concurrent_activities=max(1, threads - local), graceful_shutdown_timeout=timedelta(seconds=10))
+                 max_concurrent_activities=deliveries, graceful_shutdown_timeout=timedelta(seconds=10))
     return Worker(
         client,
         task_queue=task_queue or config.task_queue(),
         workflows=WORKFLOWS,
         # the client lets a plan start its visits and an inspection finding open a fault ticket
         activities=[*recorder.all(), *Visits(client).all(), *Deliveries(recorder.org, recorder.outbox).all(),
-                    *DeliveryStarter(client).all()],
-        activity_executor=executor or ThreadPoolExecutor(max_workers=threads),
+                    *DeliveryStarter(client, recorder.org).all()],
+        activity_executor=executor or ThreadPoolExecutor(max_workers=local + deliveries),
         **{**sizes, **options},
     )
 

@@ -41,6 +41,7 @@ class DeliveryRequest(BaseModel):
     site: str | None = None
     raised_at: datetime
     first_round: int = 1  # a manager's re-send starts after the rounds already on record
+    plan: "DeliveryPlan | None" = None  # made by `start_delivery`; without it the workflow makes it
 
     @property
     def needs_ack(self) -> bool:
@@ -56,6 +57,9 @@ class DeliveryPlan(BaseModel):
     longest_retry: timedelta
     resend_after: timedelta  # not acknowledged by then: sent once more
     ack_horizon: timedelta  # how long the link works
+
+
+DeliveryRequest.model_rebuild()
 
 
 class StartDelivery(BaseModel):
@@ -116,6 +120,23 @@ def read_ack_token(token: str, max_age: timedelta) -> tuple[str, str]:
     return payload["n"], payload["t"]
 
 
+def make_plan(org: Org, req: DeliveryRequest) -> DeliveryPlan:
+    """The target's channels (their preference, only those configured), the message in
+    Chinese and English with its acknowledgement link, and the retry budget."""
+    from activities import config, deliver
+    from domain import notices
+
+    staff = org.get(req.to)
+    responsible = org.get(req.responsible)
+    channels = deliver.channels_for(staff, config.settings()) if staff else []
+    link = f"{config.public_url()}/ack/{ack_token(req.notice, req.to)}" if req.needs_ack else None
+    title, body = notices.render(
+        kind=req.kind, case_id=req.case_id, customer=req.customer, site=req.site, goal=req.goal,
+        deadline=req.deadline, responsible=req.responsible, responsible_name=responsible.name if responsible else None,
+        level=req.level, event=req.event, reason=req.reason, ack_url=link)
+    return DeliveryPlan(channels=channels, title=title, body=body, **budget())
+
+
 # --- activities -----------------------------------------------------------------------------
 
 class Deliveries:
@@ -124,23 +145,7 @@ class Deliveries:
 
     @activity.defn(name="delivery_plan")
     def plan(self, req: DeliveryRequest) -> DeliveryPlan:
-        from activities import config, deliver
-        from domain import notices
-
-        staff = self.org.get(req.to)
-        channels = deliver.channels_for(staff, config.settings()) if staff else []
-        link = f"{config.public_url()}/ack/{ack_token(req.notice, req.to)}" if req.needs_ack else None
-        title, body = notices.render(
-            kind=req.kind, case_id=req.case_id, customer=req.customer, site=req.site, goal=req.goal,
-            deadline=req.deadline, responsible=req.responsible,
-            responsible_name=self._name(req.responsible), level=req.level, event=req.event, reason=req.reason,
-            ack_url=link)
-        b = budget()
-        return DeliveryPlan(channels=channels, title=title, body=body, **b)
-
-    def _name(self, staff_id: str | None) -> str | None:
-        person = self.org.get(staff_id)
-        return person.name if person else None
+        return make_plan(self.org, req)
 
     @activity.defn(name="deliver")
     def deliver(self, job: ChannelDelivery) -> str:
@@ -167,17 +172,25 @@ class Deliveries:
 
 class DeliveryStarter:
     """Starts a notification's Delivery workflow on its own (not as a child: it outlives
-    the case, and nothing in the case waits for it); once, however often it is retried."""
+    the case, and nothing in the case waits for it); once, however often it is retried.
 
-    def __init__(self, client: Client):
-        self.client = client
+    The plan goes with the request, so the workflow's first task schedules the sends at
+    once, and the start is eager: the server hands that first task straight back to this
+    worker (same client) instead of queueing it behind the cases' own tasks."""
+
+    def __init__(self, client: Client, org: Org | None = None):
+        self.client, self.org = client, org
 
     @activity.defn(name="start_delivery")
     async def start_delivery(self, start: StartDelivery) -> str:
         workflow_id = f"delivery-{start.request.notice}"
+        request = start.request
+        if request.plan is None and self.org is not None:
+            request = request.model_copy(update={"plan": make_plan(self.org, request)})
         try:
-            await self.client.start_workflow("Delivery", start.request, id=workflow_id, task_queue=start.task_queue,
-                                             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+            await self.client.start_workflow("Delivery", request, id=workflow_id, task_queue=start.task_queue,
+                                             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                                             request_eager_start=True)
         except WorkflowAlreadyStartedError:
             pass  # started by an earlier attempt
         return workflow_id

@@ -117,10 +117,10 @@ async def measure(n: int, store: str, lead: float, boundary: float) -> float:
             client = await Client.connect(address, data_converter=pydantic_data_converter)
             recorder = Recorder(open_store(), config.load_org(), Outbox())
             tq = f"lag-{uuid.uuid4()}"
-            executor = ThreadPoolExecutor(max_workers=16)
-            worker = build_worker(client, recorder, task_queue=tq, executor=executor)
+            executor = ThreadPoolExecutor(max_workers=16)  # the baseline's, as many as the worker's local slots
+            worker = build_worker(client, recorder, task_queue=tq)  # sized as `worker.py` is
             bare = Worker(client, task_queue=f"{tq}-bare", workflows=[BareTimerWorkflow], activities=[stamp],
-                          activity_executor=executor)
+                          activity_executor=executor, max_concurrent_local_activities=16)
             async with worker, bare:
                 prefix = f"lag-{uuid.uuid4().hex[:8]}"
                 report = dict(customer="Bench Hospital", site="Kunming", contact_phone="0871-0000000",
@@ -165,6 +165,7 @@ async def measure(n: int, store: str, lead: float, boundary: float) -> float:
                         break
                     await asyncio.sleep(1.0)
                 mails = [t - deadline.timestamp() for t in mailbox.arrived.values()]
+                stages = await delivery_stages(client, recorder, prefix, n, deadline)
             executor.shutdown()
     finally:
         smtp.stop()
@@ -173,6 +174,8 @@ async def measure(n: int, store: str, lead: float, boundary: float) -> float:
     print(f"  breach recorded - deadline        {quantiles(breaches)}")
     print(f"  level-1 escalation - deadline     {quantiles(level1)}")
     print(f"  leadership - its due time         {quantiles(leadership)}")
+    for name, values in stages.items():
+        print(f"    {name:<32}{quantiles(values)}")
     print(f"  escalation mail received - deadline {quantiles(mails)}")
     print(f"  baseline: bare timer + stamp      {quantiles(baseline)}")
     p99 = sorted(breaches)[max(0, math.ceil(.99 * len(breaches)) - 1)]
@@ -180,6 +183,32 @@ async def measure(n: int, store: str, lead: float, boundary: float) -> float:
     ratio = p99 / base if base > 0 else float("inf")
     print(f"  ratio: {ratio:.2f}  (breach p99 {p99:.2f}s / baseline p99 {base:.2f}s)")
     return ratio
+
+
+async def delivery_stages(client: Client, recorder, prefix: str, n: int, deadline: datetime) -> dict[str, list[float]]:
+    """Where the level-1 escalation's way to the mailbox goes, each stage in seconds after
+    the deadline, from the Delivery workflow's history: started, its first workflow task
+    started, the mail activity scheduled and started."""
+    out: dict[str, list[float]] = {"delivery workflow started": [], "its first task started": [],
+                                   "mail activity scheduled": [], "mail activity started": []}
+    at = deadline.timestamp()
+    for i in range(n):
+        events = recorder.store.history("ticket", f"{prefix}-{i}")
+        notice = next((e["command_id"] for e in events if e["type"] == "Escalated" and e["data"]["level"] == 1), None)
+        if notice is None:
+            continue
+        first: dict[str, float] = {}
+        async for ev in client.get_workflow_handle(f"delivery-{notice}").fetch_history_events():
+            kind = ev.WhichOneof("attributes")
+            name = {"workflow_execution_started_event_attributes": "delivery workflow started",
+                    "workflow_task_started_event_attributes": "its first task started",
+                    "activity_task_scheduled_event_attributes": "mail activity scheduled",
+                    "activity_task_started_event_attributes": "mail activity started"}.get(kind)
+            if name and name not in first:
+                first[name] = ev.event_time.ToDatetime(tzinfo=timezone.utc).timestamp() - at
+        for name, t in first.items():
+            out[name].append(t)
+    return out
 
 
 def collect(recorder, prefix: str, n: int):

@@ -5,8 +5,9 @@ Started by the case's workflow (the `start_delivery` local activity) once the fa
 delivery holds nothing up: a channel down for an hour delays no alarm, no step and no
 other case, and a case that closes while a delivery retries still delivers it.
 
-- The plan (a local activity: the target's channels from the org file and configuration,
-  the message in Chinese and English with its acknowledgement link, the retry budget).
+- The plan (the target's channels from the org file and configuration, the message in
+  Chinese and English with its acknowledgement link, the retry budget): made by
+  `start_delivery` and carried in the request, else by a local activity here.
 - Each channel is sent by the `deliver` activity with exponential backoff up to the
   budget; each attempt is on record (`notification_attempts`), and the outcome is a fact
   on the case: `NotificationSent`, or `NotificationGivenUp` with the last reason.
@@ -46,7 +47,9 @@ class DeliveryWorkflow:
 
     @workflow.run
     async def run(self, req: DeliveryRequest) -> dict[str, str]:
-        plan: DeliveryPlan = await workflow.execute_local_activity_method(Deliveries.plan, req, **LOCAL)
+        # the plan comes with the request (`start_delivery` makes it); a request without one
+        # (a manager's re-send, a delivery started before it came along) makes it here
+        plan: DeliveryPlan = req.plan or await workflow.execute_local_activity_method(Deliveries.plan, req, **LOCAL)
         self.plan = plan
         outcome = await self._send_all(plan, req.first_round)
         if req.needs_ack and plan.channels:
