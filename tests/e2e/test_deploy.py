@@ -220,3 +220,17 @@ def test_the_worker_unit_is_a_template_so_two_instances_can_run():
     assert (DEPLOY / "systemd/weibao-worker@.service").is_file()
     text = (DEPLOY / "systemd/weibao-worker@.service").read_text()
     assert "%i" in text and "weibao-worker@1 weibao-worker@2" in text
+
+
+def test_the_temporal_server_starts_deliveries_eagerly():
+    """The dynamic configuration mounted into the Temporal container turns on eager workflow
+    start (a Delivery's first task straight back to the worker that started it) and eager
+    activity execution; auto-setup reads the file named by DYNAMIC_CONFIG_FILE_PATH,
+    relative to /etc/temporal."""
+    temporal = compose()["services"]["temporal"]
+    path = "/etc/temporal/" + temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in temporal["volumes"]}
+    source = DEPLOY / mounts[path]
+    settings = yaml.safe_load(source.read_text())
+    assert settings["system.enableEagerWorkflowStart"] == [{"value": True}]
+    assert settings["system.enableActivityEagerExecution"] == [{"value": True}]
