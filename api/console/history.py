@@ -34,14 +34,16 @@ class Entry:
 
 
 class EventMemo:
-    """Per process, the entries of the last `max_cases` cases read (least recently read
-    forgotten first)."""
+    """Per process, the entries of the cases read last, up to `max_events` stored events
+    in all (the least recently read case forgotten first): a few kilobytes each, so tens
+    of megabytes at most."""
 
     MAX_VIEWS = 16  # per event: sets of masked fields × the delivery attempts shown with it
 
-    def __init__(self, store: EventStore, max_cases: int = 2000):
-        self.store, self.max_cases = store, max_cases
+    def __init__(self, store: EventStore, max_events: int = 20_000):
+        self.store, self.max_events = store, max_events
         self._cases: OrderedDict[str, dict[int, Entry]] = OrderedDict()
+        self._events = 0  # entries kept, all cases together
         self._lock = threading.Lock()
 
     def read_history(self, kind: str, case_id: str) -> tuple[list[dict[str, Any]], int | None]:
@@ -68,18 +70,18 @@ class EventMemo:
             fresh[version] = entry
             events.append(entry.event)
         with self._lock:
+            self._events -= len(self._cases.pop(key, None) or ())
             if fresh:
                 self._cases[key] = fresh
-                self._cases.move_to_end(key)
-                while len(self._cases) > self.max_cases:
-                    self._cases.popitem(last=False)
-            else:
-                self._cases.pop(key, None)
+                self._events += len(fresh)
+                while self._events > self.max_events and len(self._cases) > 1:
+                    self._events -= len(self._cases.popitem(last=False)[1])
         return events, damaged
 
     def clear(self) -> None:
         with self._lock:
             self._cases.clear()
+            self._events = 0
 
     def entries(self, events: list[dict[str, Any]]) -> list[Entry | None]:
         """For each of a case's `events`, the entry whose decoded event it is (the same

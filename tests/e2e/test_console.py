@@ -303,3 +303,19 @@ async def test_the_ticket_page_shows_a_new_or_changed_event_at_once_and_masks_fo
         assert _edit_stored_event(1, "Qujing", "Zhaotong") == 1  # shown as stored now
         shown = (await manager.get(page)).text
         assert "Zhaotong Hospital" in _event_item(shown, 1) and "Qujing" not in _event_item(shown, 1)
+
+
+async def test_the_console_keeps_the_events_of_the_cases_read_last_up_to_its_bound(console):
+    from api.console.history import EventMemo
+
+    store = console.services.store
+    a, b = await console.api.report(), await console.api.report()
+    await console.api.ok(a, "triage", "S001", severity="critical", zone="A")
+    memo = EventMemo(store, max_events=2)
+    first, _ = memo.read_history("ticket", a)
+    assert first == store.read_history("ticket", a)[0] and len(first) == 2
+    again, _ = memo.read_history("ticket", a)
+    assert all(x is y for x, y in zip(first, again))  # decoded once
+    memo.read_history("ticket", b)  # over the bound: the case read longest ago goes
+    assert all(x is not y for x, y in zip(first, memo.read_history("ticket", a)[0]))
+    assert memo.read_history("ticket", "no-such-ticket") == ([], None)
