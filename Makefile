@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/lifecycle.py
 	$(VENV)/bin/python bench/projections.py
 	$(VENV)/bin/python bench/api_steps.py
+	$(VENV)/bin/python bench/capacity.py --stages 1000 --sample 20
 	$(VENV)/bin/python bench/escalation_lag.py
 	$(VENV)/bin/python bench/console.py
 

@@ -24,7 +24,10 @@ def store_env(kind: str | None = None, **overrides: str) -> dict[str, str]:
         # every pooled connection is checked before use: one a database restart broke is replaced
         env = {"PERSISTENCE_MODULE": "eventsourcing.postgres", **config.postgres(),
                "POSTGRES_POOL_SIZE": "4", "POSTGRES_MAX_OVERFLOW": "4", "POSTGRES_PRE_PING": "y"}
-    env.update({"AGGREGATE_CACHE_MAXSIZE": "2000", "CREATE_TABLE": "y"})
+    # as many aggregates as the worker keeps open cases: a step on a case the worker holds
+    # then finds its aggregate too, instead of reading and folding its whole history
+    cache = max(2000, config.settings().worker_cache)
+    env.update({"AGGREGATE_CACHE_MAXSIZE": str(cache), "CREATE_TABLE": "y"})
     env.update(overrides)
     return env
 
