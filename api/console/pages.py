@@ -145,20 +145,21 @@ def nav(staff: Staff) -> list[tuple[str, str]]:
     return items
 
 
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                "frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
 def page(request: Request, name: str, user: User | None, status: int = 200, **context: Any) -> HTMLResponse:
+    """A page with the console's security headers."""
     base = {"user": user, "staff": user.staff if user else None, "csrf": user.csrf if user else "",
             "nav": nav(user.staff) if user else [], "path": request.url.path}
-    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
-    return secure(response)
-
-
-def secure(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
-                                                   "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status,
+                                      headers=SECURITY_HEADERS)
 
 
 def refused_page(request: Request, exc: Refused) -> HTMLResponse:
