@@ -195,14 +195,14 @@ def setup_tracing(service: str, exporter: Any = None) -> bool:
     return True
 
 
-def plugins() -> list[Any]:
+def plugins(temporal_spans: bool = True) -> list[Any]:
     """The Temporal client's plugins: OpenTelemetry's when tracing is on (its spans of starts,
     Updates, workflows and activities, and the opentelemetry module passed through the
     workflow sandbox). Given to the client, it applies to a worker built from it as well."""
     if not _tracing:
         return []
     from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
-    return [OpenTelemetryPlugin(add_temporal_spans=True)]
+    return [OpenTelemetryPlugin(add_temporal_spans=temporal_spans)]
 
 
 def span(name: str, **attributes: Any):
