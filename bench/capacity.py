@@ -1,7 +1,7 @@
 """How a step's latency holds up as open tickets pile up on one worker and one dev server.
 
     .venv/bin/python bench/capacity.py [--stages 1000 10000 50000] [--sample 50] [--rounds 2]
-        [--store sqlite|postgres] [--cache N] [--profile PREFIX]
+        [--store sqlite|postgres] [--cache N] [--then-cache N] [--server-cache N] [--profile PREFIX]
 
 The worker is its own process (`python worker.py`, as deployed, with WEIBAO_WORKER_CACHE
 from --cache or the setting's default), on a fresh dev server (SQLite file, WAL). Open
@@ -10,11 +10,15 @@ a time), major in zone B: each has a pending 48 h timer, and no alarm fires duri
 run. At 50 open, then at each stage, it prints the creation rate, the worker's and the
 dev server's RSS, and the latency of a step (`triage`, again, on --sample tickets drawn
 at random from all open ones) at 1 and 8 in flight, against the baseline of the same
-run: a bare Update (a no-op local activity, bench/bare.py) on a worker in this process.
-"ratio: X" is the step p50 at 8 in flight at the last stage over its value at 50 open;
-"per cached ticket" is the worker's RSS growth per ticket opened, when the cache holds
-them all. --profile PREFIX records the worker with py-spy (raw folded stacks) during each
-stage's timed steps, into PREFIX-<open>.txt."""
+run: a bare Update (a no-op local activity, bench/bare.py) on a worker in this process;
+with the worker's garbage-collector pauses meanwhile, and, from 20 stepped tickets'
+histories, how long their workflow tasks waited for the worker and how long the worker
+took on them. "ratio: X" is the step p50 at 8 in flight at the last stage over its value
+at 50 open; "per cached ticket" is the worker's RSS growth per ticket opened, when the
+cache holds them all. --then-cache N measures the same open tickets once more on a worker
+restarted with cache N (empty at first, as a full small cache is for random steps).
+--profile PREFIX records the worker with py-spy during each stage's timed steps (the
+thread holding the GIL: where its CPU goes; raw folded stacks) into PREFIX-<open>.txt."""
 from __future__ import annotations
 
 import argparse
@@ -177,8 +181,8 @@ class Profile:
     """py-spy recording the worker (raw folded stacks) while the block runs."""
 
     def __init__(self, prefix: str | None, pid: int, stage: int):
-        self.cmd = None if not prefix else [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
-                                            "-o", f"{prefix}-{stage}.txt", "--pid", str(pid)]
+        self.cmd = None if not prefix else [str(Path(sys.executable).parent / "py-spy"), "record", "--gil",
+                                            "--format", "raw", "-o", f"{prefix}-{stage}.txt", "--pid", str(pid)]
 
     def __enter__(self) -> None:
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL) if self.cmd else None
