@@ -332,8 +332,9 @@ def report(load: int, got: dict[str, list[float]], inside: dict[str, list]) -> t
         if waits:
             line += f" (of which the writer's wait p99 {pct(waits, 99):.1f} max {max(waits):.1f} ms)"
         full = [ms for gen, ms in pauses if gen == 2]
-        line += (f"{'; ' if saves else ''}GC {len(pauses)} pauses, longest {max((ms for _, ms in pauses), default=0):.1f}"
-                 f" ms, {len(full)} full (longest {max(full, default=0):.1f} ms)")
+        longest = max((ms for _, ms in pauses), default=0)
+        line += (f"{'; ' if saves else ''}GC {len(pauses)} pauses, longest {longest:.1f} ms, "
+                 f"{len(full)} full (longest {max(full, default=0):.1f} ms)")
         print(line)
     print(f"  ratio (step p50 / bare p50): {s50 / b50:.2f}   (goal <= 1.3)")
     print(f"  ratio (step p99 / bare p99): {s99 / b99:.2f}   (goal <= 2)", flush=True)
