@@ -49,11 +49,14 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_middleware(metrics.Observed)  # outermost: every answer counted and timed, the 500s too
     app.include_router(health.router)
     app.add_api_route("/metrics", metrics.metrics, methods=["GET"], include_in_schema=False)
+    # the web console, `/` to it, and /docs and /redoc with no files from outside: its few
+    # routes (all under /console/) first, so a page is not matched against every API route
+    # before its own (an API request tries these few first)
+    console.install(app)
     app.include_router(tickets.router)
     app.include_router(cases.router)
     app.include_router(reports.router)
     app.include_router(lists.router, dependencies=WELL_FORMED)  # known query parameters, no control characters
-    console.install(app)  # the web console, `/` to it, and /docs and /redoc with no files from outside
     app.include_router(escalations.router, dependencies=WELL_FORMED)
     if telemetry.tracing_enabled():  # a span per request, the parent of its Update's spans
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
