@@ -237,7 +237,8 @@ def start_api(env: dict[str, str], port: int) -> subprocess.Popen:
             time.sleep(0.2)
 
 
-async def main(n: int, rounds: int, loads: list[int], verbose: bool, store: str, pg_db: str) -> dict:
+async def main(n: int, rounds: int, loads: list[int], verbose: bool, store: str, pg_db: str,
+               gc_freeze: bool = False) -> dict:
     with dev_server() as (address, tmp):
         port = free_port()
         os.environ.update(WEIBAO_EVENT_STORE="sqlite", WEIBAO_SQLITE_PATH=str(tmp / "events.db"))
@@ -275,6 +276,9 @@ async def main(n: int, rounds: int, loads: list[int], verbose: bool, store: str,
                 for load in loads:
                     await timed(step.calls(await step.prepare(20)), load)  # warm up both paths
                     await timed(bare.calls(await bare.prepare(20)), load)
+                    if gc_freeze:  # what the worker would gain from gc.freeze() once started
+                        gc.collect()
+                        gc.freeze()
                     got_all: dict[str, list[float]] = {"step": [], "bare": [], "direct": []}
                     inside: dict[str, list] = {"step": [[], [], []], "bare": [[], [], []], "direct": [[], [], []]}
                     for r in range(rounds):
@@ -349,10 +353,13 @@ if __name__ == "__main__":
     p.add_argument("-v", "--verbose", action="store_true", help="also print CPU ms per request per process")
     p.add_argument("--store", choices=["sqlite", "postgres", "both"], default="sqlite")
     p.add_argument("--pg-db", default="bench_cap", help="the PostgreSQL database of --store postgres")
+    p.add_argument("--gc-freeze", action="store_true",
+                   help="gc.freeze() this process (workers, client) after the warm-up: its full collections then "
+                        "walk only what came after")
     a = p.parse_args()
     summary = {}
     for kind in (["sqlite", "postgres"] if a.store == "both" else [a.store]):
-        summary[kind] = asyncio.run(main(a.n, a.rounds, a.in_flight, a.verbose, kind, a.pg_db))
+        summary[kind] = asyncio.run(main(a.n, a.rounds, a.in_flight, a.verbose, kind, a.pg_db, a.gc_freeze))
     print("\nsummary (ratios against the bare Update of the same run; goals p50 <= 1.3, p99 <= 2)")
     for kind, by_load in summary.items():
         for load, (r50, r99, d99) in by_load.items():
