@@ -11,7 +11,7 @@ A bench-only window (critical, zone A) ends at one instant, the first boundary o
 --boundary seconds at least --lead seconds after the run starts, so every ticket reported
 in the run shares it; leadership is due half a window later (each ticket's own instant,
 as recorded).
-Every escalation is mailed to a local SMTP server (aiosmtpd) and the mail's arrival is
+Every escalation is mailed to a local SMTP server (aiosmtpd, in a process of its own) and the mail's arrival is
 stamped. Prints p50/p95/p99/max (seconds) of each, "ratio: X" = breach p99 / baseline
 p99, and checks that every ticket got exactly one breach and one escalation per level."""
 from __future__ import annotations
@@ -66,8 +66,11 @@ def quantiles(values: list[float]) -> str:
 
 
 class Mailbox:
-    def __init__(self):
-        self.arrived: dict[str, float] = {}  # ticket id -> first escalation mail's arrival
+    """The SMTP server's handler: stamps each level-1 escalation mail's arrival and passes
+    (ticket id, time) to the bench through `out`."""
+
+    def __init__(self, out):
+        self.out = out
 
     async def handle_DATA(self, server, session, envelope):
         arrived = time.time()
@@ -77,8 +80,48 @@ class Mailbox:
             if part.get_content_type() == "text/plain")
         if "上报直接上级" in text:  # the level-1 escalation, not the warning or leadership
             for tid in set(re.findall(r"lag-[0-9a-f]{8}-\d+", text)):
-                self.arrived.setdefault(tid, arrived)
+                self.out.put((tid, arrived))
         return "250 OK"
+
+
+def serve_mail(port: int, out, stop) -> None:
+    """The mail server in a process of its own, as a real one would be: its work does not
+    share the worker's interpreter."""
+    smtp = Controller(Mailbox(out), hostname="127.0.0.1", port=port)
+    smtp.start()
+    out.put(("ready", time.time()))
+    stop.wait()
+    smtp.stop()
+
+
+class MailServer:
+    """Starts `serve_mail` in a child process; `arrived` maps each ticket id to its first
+    level-1 escalation mail's arrival."""
+
+    def __init__(self):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.port, self.arrived = free_port(), {}
+        self.queue, self.stop_event = ctx.Queue(), ctx.Event()
+        self.proc = ctx.Process(target=serve_mail, args=(self.port, self.queue, self.stop_event), daemon=True)
+        self.proc.start()
+        if self.queue.get(timeout=60)[0] != "ready":
+            raise SystemExit("the mail server did not start")
+
+    def drain(self) -> dict[str, float]:
+        import queue
+
+        while True:
+            try:
+                tid, at = self.queue.get_nowait()
+            except queue.Empty:
+                return self.arrived
+            self.arrived.setdefault(tid, at)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.proc.join(timeout=10)
 
 
 async def measure(n: int, store: str, lead: float, boundary: float) -> float:
@@ -102,9 +145,7 @@ async def measure(n: int, store: str, lead: float, boundary: float) -> float:
         with psycopg.connect(config.postgres_conninfo(), autocommit=True) as c:
             for (t,) in c.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'").fetchall():
                 c.execute(f'DROP TABLE IF EXISTS "{t}" CASCADE')
-    mailbox = Mailbox()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
+    smtp = MailServer()
     os.environ.update(WEIBAO_SMTP_HOST="127.0.0.1", WEIBAO_SMTP_PORT=str(smtp.port), WEIBAO_SMTP_SECURITY="none",
                       WEIBAO_SMTP_FROM="weibao@example.com")
     # the first `boundary`-second instant at least `lead` seconds from now
@@ -161,10 +202,10 @@ async def measure(n: int, store: str, lead: float, boundary: float) -> float:
                 breaches, level1, leadership = [], [], []
                 while time.monotonic() < until:
                     breaches, level1, leadership, counts = collect(recorder, prefix, n)
-                    if len(leadership) == n and len(mailbox.arrived) >= n:
+                    if len(leadership) == n and len(smtp.drain()) >= n:
                         break
                     await asyncio.sleep(1.0)
-                mails = [t - deadline.timestamp() for t in mailbox.arrived.values()]
+                mails = [t - deadline.timestamp() for t in smtp.drain().values()]
                 stages = await delivery_stages(client, recorder, prefix, n, deadline)
             executor.shutdown()
     finally:

@@ -222,15 +222,14 @@ def test_the_worker_unit_is_a_template_so_two_instances_can_run():
     assert "%i" in text and "weibao-worker@1 weibao-worker@2" in text
 
 
-def test_the_temporal_server_starts_deliveries_eagerly():
-    """The dynamic configuration mounted into the Temporal container turns on eager workflow
-    start (a Delivery's first task straight back to the worker that started it) and eager
-    activity execution; auto-setup reads the file named by DYNAMIC_CONFIG_FILE_PATH,
-    relative to /etc/temporal."""
+def test_the_temporal_server_hands_activities_eagerly():
+    """The dynamic configuration mounted into the Temporal container turns on eager activity
+    execution (a workflow task that schedules a send gets it back in the same answer when
+    the worker has a free slot); auto-setup reads the file named by
+    DYNAMIC_CONFIG_FILE_PATH, relative to /etc/temporal."""
     temporal = compose()["services"]["temporal"]
     path = "/etc/temporal/" + temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
     mounts = {m.split(":")[1]: m.split(":")[0] for m in temporal["volumes"]}
     source = DEPLOY / mounts[path]
     settings = yaml.safe_load(source.read_text())
-    assert settings["system.enableEagerWorkflowStart"] == [{"value": True}]
     assert settings["system.enableActivityEagerExecution"] == [{"value": True}]
