@@ -59,15 +59,6 @@ def _people(kind: str, state: Any) -> list[str]:
     return [state.responsible] if getattr(state, "responsible", None) else []
 
 
-def _responsible(kind: str, state: Any) -> str | None:
-    if kind == "complaint":
-        return state.handler or state.routed_head
-    if kind == "return":
-        route = state.routes.get(state.stage or "") if state.stage else None
-        return route.responsible if route is not None else None
-    return getattr(state, "responsible", None)
-
-
 def _department(kind: str, state: Any) -> str | None:
     department = permissions.handling_department(kind, state)
     if department is None and kind in ("inspection", "plan"):
@@ -148,7 +139,7 @@ class CaseList(ReadModel):
         row.update(
             case_id=state.case_id, status=state.status, is_open=1 if open_ else 0,
             customer=getattr(state, "customer", None) or None, department=_department(kind, state),
-            responsible=_responsible(kind, state), people=_people(kind, state),
+            responsible=state.holder, people=_people(kind, state),
             ticket_id=getattr(state, "ticket_id", None), opened_at=row.get("opened_at") or _opened_at(kind, state, at),
             next_deadline=min(unmet) if unmet and open_ else None, deadlines=deadlines, met=met,
             warned=sorted({a.goal for a in state.warnings}), breached=sorted({a.goal for a in state.breaches}),
