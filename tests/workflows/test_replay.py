@@ -7,30 +7,13 @@ through the activity `record`); `ticket_history_one_machinery.json` after, throu
 delivered; `ticket_history_one_round_trip.json` after alarms took one round trip
 (`raise_alarm`) and started their delivery; `ticket_history_search_attributes.json` after
 every fact upserted the case's search attributes. Every branch of each patch is replayed."""
-import base64
 import json
 
 import pytest
-from tests.replay_fixtures import FIXTURES, replay
+from tests.replay_fixtures import FIXTURES, markers, replay
 from workflows.casework import PATCH_ONE_ROUND_TRIP
 from workflows import search
 from workflows.ticket import PATCH_ONE_RECORD
-
-
-def markers(raw: str) -> tuple[set[str], set[str]]:
-    """The patch ids and the local activity types a history's markers record."""
-    patches, activities = set(), set()
-    for event in json.loads(raw)["events"]:
-        marker = event.get("markerRecordedEventAttributes")
-        if not marker:
-            continue
-        payloads = [json.loads(base64.b64decode(p["data"]))
-                    for v in marker["details"].values() for p in v["payloads"] if p.get("data")]
-        if marker["markerName"] == "core_patch":
-            patches |= {p["id"] for p in payloads if isinstance(p, dict) and "id" in p}
-        else:
-            activities |= {p["activity_type"] for p in payloads if isinstance(p, dict) and "activity_type" in p}
-    return patches, activities
 
 
 @pytest.mark.parametrize("name,patched,appends", [
