@@ -362,4 +362,6 @@ def assert_read_models_equal_a_rebuild(system: System, models: Any, app: Any) ->
     assert not runner.failed
     rebuilt = snapshot(models)
     differ = [table for table in survived if survived[table] != rebuilt[table]]
-    assert not differ, f"read model tables that differ from a rebuild from zero: {differ}"
+    assert not differ, f"read model tables that differ from a rebuild from zero: {differ}\n" + "\n".join(
+        f"{table}: kept but not rebuilt {[r for r in survived[table] if r not in rebuilt[table]][:3]}; "
+        f"rebuilt but not kept {[r for r in rebuilt[table] if r not in survived[table]][:3]}" for table in differ)
