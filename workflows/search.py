@@ -86,8 +86,13 @@ async def register(client: Client) -> list[str]:
     if wrong:
         raise RuntimeError("search attributes of the wrong type on the cluster: " + "; ".join(wrong))
     if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
+        except RPCError as e:  # another worker starting beside this one defined some first
+            if e.status != RPCStatusCode.ALREADY_EXISTS and "already exists" not in e.message:
+                raise
+            return await _add_one_by_one(client)
         log.info("defined search attributes %s on namespace %s", ", ".join(sorted(missing)), namespace)
     return sorted(missing)
 
