@@ -180,14 +180,14 @@ class DeliveryStarter:
     the same burst (bench/escalation_lag.py: breach p99 9.4 s with it, 5.5 s without), so
     they wait in the server's queue until the worker takes them."""
 
-    def __init__(self, client: Client, org: Org | None = None):
+    def __init__(self, client: Client, org: Org):
         self.client, self.org = client, org
 
     @activity.defn(name="start_delivery")
     async def start_delivery(self, start: StartDelivery) -> str:
         workflow_id = f"delivery-{start.request.notice}"
         request = start.request
-        if request.plan is None and self.org is not None:
+        if request.plan is None:
             request = request.model_copy(update={"plan": make_plan(self.org, request)})
         try:
             await self.client.start_workflow("Delivery", request, id=workflow_id, task_queue=start.task_queue,
