@@ -6,6 +6,7 @@ console has no rule of its own."""
 from __future__ import annotations
 
 import io
+from collections import OrderedDict
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -69,8 +70,27 @@ class Parts:
     def __init__(self, svc: Services):
         self.sessions = Sessions(svc.tokens.db)
         self.memo = EventMemo(svc.store)  # decoded and rendered events, per stored event (history.py)
+        self._dumps: OrderedDict[tuple[int, frozenset[str]], tuple[Any, int, dict[str, Any]]] = OrderedDict()
         self._outbox: Any = None
         self._svc = svc
+
+    def masked_dump(self, staff: Staff, state: Any, kind: str) -> dict[str, Any]:
+        """`state` as JSON, masked for `staff`: kept per state object and set of hidden fields.
+        A state object is never changed (each event's fold makes a new one), and the event
+        store's cached aggregate hands out the same object until the next event, so its
+        dump is made once; the entry holds the object itself, so an `id` is never mistaken
+        for another's, and it is used only while that object is still at the same version."""
+        hidden = permissions.masked_fields(staff, kind)
+        key = (id(state), hidden)
+        kept = self._dumps.get(key)
+        if kept is not None and kept[0] is state and kept[1] == state.version:
+            self._dumps.move_to_end(key)
+            return kept[2]
+        dumped = permissions.mask(staff, state.model_dump(mode="json"), kind)
+        self._dumps[key] = (state, state.version, dumped)
+        while len(self._dumps) > 256:
+            self._dumps.popitem(last=False)
+        return dumped
 
     def outbox(self) -> Any:
         if self._outbox is None:
@@ -400,7 +420,7 @@ def _attempts(svc: Services, events: list[dict[str, Any]]) -> dict[str, list[dic
 
 def state_view(svc: Services, staff: Staff, state: Any, now: datetime, kind: str = "ticket") -> dict[str, Any]:
     """What the state panel shows: the masked state and its SLA words."""
-    s = permissions.mask(staff, state.model_dump(mode="json"), kind)
+    s = parts(svc).masked_dump(staff, state, kind)  # shared by requests: read, never changed
     deadlines = {g: w["deadline"] for g, w in s.get("windows", {}).items()}
     met = s.get("met", {})
     sla = present.sla_state(svc.org, met=met, windows=deadlines if state.is_open else {},
