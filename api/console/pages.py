@@ -6,8 +6,8 @@ console has no rule of its own."""
 from __future__ import annotations
 
 import io
-from collections import OrderedDict
 import uuid
+from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
