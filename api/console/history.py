@@ -49,24 +49,22 @@ class EventMemo:
     def read_history(self, kind: str, case_id: str) -> tuple[list[dict[str, Any]], int | None]:
         """What `EventStore.read_history(kind, case_id)` answers, from one read of the stored
         events, decoding only those not seen before with the same bytes."""
-        aggregate_id = case_uuid(kind, case_id)
-        stored_events = self.store.recorder.select_events(aggregate_id)
-        key = str(aggregate_id)
+        rows = self.store.stored_rows(kind, case_id)
+        key = str(case_uuid(kind, case_id))
         with self._lock:
             known = self._cases.get(key) or {}
         fresh: dict[int, Entry] = {}
         events: list[dict[str, Any]] = []
         damaged = None
-        for stored in stored_events:
-            version, state = stored.originator_version, bytes(stored.state)
+        for version, topic, state in rows:
             entry = known.get(version)
-            if entry is None or entry.state != state or entry.topic != stored.topic:
+            if entry is None or entry.state != state or entry.topic != topic:
                 try:
-                    e = self.store.mapper.to_domain_event(stored)
+                    e = self.store.decode(kind, case_id, version, topic, state)
                 except Exception:  # noqa: BLE001 - a damaged row stops the read there, as read_history's does
                     damaged = version
                     break
-                entry = Entry(stored.topic, state, _as_dict(e))
+                entry = Entry(topic, state, _as_dict(e))
             fresh[version] = entry
             events.append(entry.event)
         with self._lock:

@@ -71,6 +71,7 @@ class Parts:
         self.sessions = Sessions(svc.tokens.db)
         self.memo = EventMemo(svc.store)  # decoded and rendered events, per stored event (history.py)
         self._dumps: OrderedDict[tuple[int, frozenset[str]], tuple[Any, int, dict[str, Any]]] = OrderedDict()
+        self._panels: OrderedDict[int, tuple[dict[str, Any], tuple[str, ...], Markup]] = OrderedDict()
         self._outbox: Any = None
         self._svc = svc
 
@@ -91,6 +92,23 @@ class Parts:
         while len(self._dumps) > 256:
             self._dumps.popitem(last=False)
         return dumped
+
+    def state_panel(self, view: dict[str, Any]) -> Markup:
+        """`_state.html` of the state now (`state_view`'s `view`, no as-of instant), kept per
+        masked dump and the goals' time-left words: all else the panel shows follows from
+        the dump (the status, the SLA words, deadlines, people), itself kept per state object
+        and hidden fields (`masked_dump`). The entry holds the dump, so an `id` is never
+        mistaken for another's."""
+        dump, lefts = view["s"], tuple(g["left"] for g in view["goals"])
+        kept = self._panels.get(id(dump))
+        if kept is not None and kept[0] is dump and kept[1] == lefts:
+            self._panels.move_to_end(id(dump))
+            return kept[2]
+        html = Markup(templates.env.get_template("_state.html").render(state=view, as_of=None))
+        self._panels[id(dump)] = (dump, lefts, html)
+        while len(self._panels) > 256:
+            self._panels.popitem(last=False)
+        return html
 
     def outbox(self) -> Any:
         if self._outbox is None:
@@ -478,8 +496,9 @@ async def ticket_context(request: Request, user: User, svc: Services, models: An
         token = auth.sign_token(ticket_id, user.staff.id)
         url = f"{_public_base(request)}/console/sign/{token}"
         sign = {"url": url, "qr": _qr_svg(url)}
+    view = state_view(svc, user.staff, state, now)
     return dict(ticket_id=ticket_id, timeline=timeline(svc, user.staff, "ticket", events), damaged=damaged,
-                state=state_view(svc, user.staff, state, now), steps=steps, links=links, sign=sign,
+                state=view, state_panel=parts(svc).state_panel(view), steps=steps, links=links, sign=sign,
                 slider={"min": int(first.timestamp()), "max": int(last.timestamp()) + 1,
                         "marks": [int(e["at"].timestamp()) for e in events]},
                 as_of=None, now=now, printable=False)

@@ -252,6 +252,15 @@ def _event_item(html: str, version: int) -> str:
     return re.search(rf'<li id="v{version}" .*?</li>', html, re.S).group(0)
 
 
+def _state_panel(html: str) -> str:
+    """The state panel (`_state.html`) on a ticket page."""
+    return re.search(r'<div id="state">.*?</section>', html, re.S).group(0)
+
+
+def _status(html: str) -> str:
+    return re.search(r'<dd class="status">(.*?)</dd>', _state_panel(html)).group(1)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def any_console(request, env, org, use_store, monkeypatch) -> AsyncIterator[Console]:
     """The served console over either event store."""
@@ -287,16 +296,19 @@ async def test_the_ticket_page_shows_a_new_or_changed_event_at_once_and_masks_fo
     async with signed_in(console, "M001") as manager, signed_in(console, "A001") as auditor:
         seen = (await manager.get(page)).text  # kept now, unmasked: the manager may see the notes
         assert seen.count('<li id="v') == 1 and "Xy9!" in _event_item(seen, 1) and "0871-6300000" in seen
+        assert "0871-6300000" in _state_panel(seen) and _status(seen) == "reported"
         masked = (await auditor.get(page)).text
         assert "Xy9!" not in masked and "0871-6300000" not in masked
-        assert "***" in _event_item(masked, 1)
+        assert "***" in _event_item(masked, 1) and "***" in _state_panel(masked)
         assert "Xy9!" in _event_item((await manager.get(page)).text, 1)  # the auditor's view is not the manager's
 
         await console.api.ok(ticket, "triage", "S001", severity="critical", zone="A")  # a new event
         for client in (manager, auditor):
             shown = (await client.get(page)).text
             assert shown.count('<li id="v') == 2 and "Triaged as critical in zone A" in _event_item(shown, 2)
+            assert _status(shown) == "triaged"  # the state panel of the new state, not the kept one
         assert "Xy9!" not in shown and "0871-6300000" not in shown  # the auditor's, still masked
+        assert "0871-6300000" in _state_panel((await manager.get(page)).text)
         memo = parts(console.services).memo
         assert memo.read_history("ticket", ticket) == console.services.store.read_history("ticket", ticket)
 
