@@ -28,9 +28,13 @@ Synchronous (apprise is): run it on a thread (a plain `def` activity)."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
+import os
+import ssl
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,6 +43,7 @@ from urllib.parse import quote, urlencode
 
 import apprise
 import httpx
+from apprise.plugins.email import smtp as apprise_smtp
 
 from activities.settings import Settings
 from domain.org import ADDRESS_OF, CHANNELS, Staff
@@ -106,6 +111,59 @@ def _unavailable(channel: str, staff: Staff, settings: Settings) -> str | None:
     if channel == "webhook" and not settings.webhook_url:
         return "the webhook is not configured (WEIBAO_WEBHOOK_URL)"
     return None
+
+
+# --- TLS contexts made once ----------------------------------------------------------------
+# Making a default TLS context loads every CA certificate of the system (or certifi's),
+# 20-40 ms of CPU. apprise makes one for every mail (even over plain SMTP) and an
+# `httpx.Client` one for every robot post; in bench/escalation_lag.py's burst of 600 mails
+# that was 27 % of the worker's CPU, taken from the alarms and the deliveries behind them.
+
+class _ReusedDefaultContext:
+    """What apprise's SMTP module sees as `ssl`: the module itself, except that
+    `create_default_context()` answers one context per thread, made once and put back to
+    the defaults (the certificate and the host name verified) before each use, because
+    apprise turns both off on it for a `verify=no` URL. Per thread, so no mail's connection
+    sees another's settings change under it, and per set of trusted certificates
+    (`SSL_CERT_FILE`, `SSL_CERT_DIR`)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(ssl, name)
+
+    def create_default_context(self, *args: Any, **kwargs: Any) -> ssl.SSLContext:
+        if args or kwargs:
+            return ssl.create_default_context(*args, **kwargs)
+        made = self._local.__dict__.setdefault("made", {})
+        context = made.get(_trust())
+        if context is None:
+            context = made[_trust()] = ssl.create_default_context()
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = True
+        return context
+
+
+if apprise_smtp.ssl is ssl:  # once per process (the module's own `ssl`, so an apprise without it fails loudly)
+    apprise_smtp.ssl = _ReusedDefaultContext()
+
+
+def _trust() -> tuple[str | None, str | None]:
+    """Where a default context takes the certificates it trusts from, besides its defaults."""
+    return os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+
+
+def _tls() -> ssl.SSLContext:
+    """The robots' and the webhook's TLS context, as httpx makes it by default, made once
+    per set of trusted certificates (a context is safe to share between threads as long as
+    nobody changes it)."""
+    return _tls_for(_trust())
+
+
+@functools.cache
+def _tls_for(_trust: tuple[str | None, str | None]) -> ssl.SSLContext:
+    return httpx.create_ssl_context()
 
 
 # --- email: apprise -------------------------------------------------------------------------
@@ -181,7 +239,7 @@ def _webhook(staff: Staff, title: str, body: str, settings: Settings, data: Mapp
     raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json; charset=utf-8",
                "X-Weibao-Signature": webhook_signature(settings.webhook_secret.get_secret_value(), raw)}
-    with httpx.Client(timeout=settings.notify_timeout) as client:
+    with httpx.Client(timeout=settings.notify_timeout, verify=_tls()) as client:
         answer = client.post(settings.webhook_url, content=raw, headers=headers)
     if answer.is_success:
         return Outcome("webhook", "sent")
@@ -199,7 +257,7 @@ def _robot_text(title: str, body: str) -> str:
 
 def _post_robot(channel: str, url: str, params: dict | None, payload: dict, settings: Settings) -> Outcome:
     raw = json.dumps(payload, ensure_ascii=False).encode()
-    with httpx.Client(timeout=settings.notify_timeout) as client:
+    with httpx.Client(timeout=settings.notify_timeout, verify=_tls()) as client:
         answer = client.post(url, params=params, content=raw,
                              headers={"Content-Type": "application/json; charset=utf-8"})
     if not answer.is_success:

@@ -153,7 +153,7 @@ def certificate(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
-def test_email_goes_over_starttls_or_tls_as_configured(certificate, configure, org, security):
+def test_email_goes_over_starttls_or_tls_as_configured(certificate, configure, org, security, monkeypatch):
     mailbox = Mailbox()
     tls = {"tls_context": certificate, "require_starttls": True} if security == "starttls" \
         else {"ssl_context": certificate}
@@ -167,8 +167,39 @@ def test_email_goes_over_starttls_or_tls_as_configured(certificate, configure, o
         plain = configure(smtp_security="none", notify_timeout="1")  # a TLS server does not talk plain SMTP
         assert send("email", org.staff["E001"], *escalation(), plain).status == "failed"
         assert len(mailbox.received) == 1
+        monkeypatch.delenv("SSL_CERT_FILE")  # the server's certificate no longer trusted: refused
+        assert send("email", org.staff["E001"], *escalation(), s).status == "failed"
+        assert len(mailbox.received) == 1
     finally:
         controller.stop()
+
+
+def test_a_tls_context_is_made_once_per_thread_and_trust_and_put_back_to_verifying(monkeypatch):
+    """apprise's SMTP module makes a default TLS context for every mail (loading every CA
+    certificate); it gets one per thread instead, verifying again whatever apprise set on
+    it for the last mail, and a new one when the trusted certificates change."""
+    import ssl
+    import threading
+
+    import certifi
+    from apprise.plugins.email import smtp as apprise_smtp
+
+    from activities import deliver
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    made = apprise_smtp.ssl.create_default_context
+    first = made()
+    first.check_hostname, first.verify_mode = False, ssl.CERT_NONE  # what apprise does for verify=no
+    again = made()
+    assert again is first and again.verify_mode == ssl.CERT_REQUIRED and again.check_hostname
+    other: list = []
+    thread = threading.Thread(target=lambda: other.append(made()))
+    thread.start(), thread.join()
+    assert other[0] is not first
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    assert made() is not first
+    assert deliver._tls() is not deliver._tls_for((None, None)) and deliver._tls() is deliver._tls()
+    assert apprise_smtp.ssl.CERT_REQUIRED == ssl.CERT_REQUIRED  # the rest of `ssl` as it is
 
 
 def test_an_smtp_server_that_is_down_is_a_failed_outcome_with_a_reason_not_an_exception(configure, org):
