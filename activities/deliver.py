@@ -145,7 +145,7 @@ class _ReusedDefaultContext:
         return context
 
 
-if apprise_smtp.ssl is ssl:  # once per process (the module's own `ssl`, so an apprise without it fails loudly)
+if apprise_smtp.ssl is ssl:  # once per process; an apprise whose SMTP module no longer has `ssl` fails here
     apprise_smtp.ssl = _ReusedDefaultContext()
 
 
@@ -162,8 +162,8 @@ def _tls() -> ssl.SSLContext:
 
 
 @functools.cache
-def _tls_for(_trust: tuple[str | None, str | None]) -> ssl.SSLContext:
-    return httpx.create_ssl_context()
+def _tls_for(trust: tuple[str | None, str | None]) -> ssl.SSLContext:
+    return httpx.create_ssl_context()  # reads SSL_CERT_FILE / SSL_CERT_DIR itself; `trust` keys the cache
 
 
 # --- email: apprise -------------------------------------------------------------------------
