@@ -8,8 +8,8 @@ requested `-n` times (200 by default) through the app, signed in as a manager, t
 request inside the server (an ASGI wrapper around the whole app: session, history, fold,
 masking, template); the baseline is the raw history read of the same ticket
 (`EventStore.read_history`, the read every history answer starts with), timed as many times
-in the same run, in alternating rounds of 20 page requests and 20 raw reads. The page asks nothing of Temporal (its verification badge loads separately), so no server
-is started.
+in the same run, in alternating rounds of 20 page requests and 20 raw reads. The page asks
+nothing of Temporal (its verification badge loads separately), so no server is started.
 
 The page reads the ticket's stored events in full every time, but keeps each stored event's
 decoded and rendered form (api/console/history.py) and uses the event store's cached
