@@ -136,10 +136,10 @@ class _ReusedDefaultContext:
     def create_default_context(self, *args: Any, **kwargs: Any) -> ssl.SSLContext:
         if args or kwargs:
             return ssl.create_default_context(*args, **kwargs)
-        made = self._local.__dict__.setdefault("made", {})
-        context = made.get(_trust())
+        made, trust = self._local.__dict__.setdefault("made", {}), _trust()
+        context = made.get(trust)
         if context is None:
-            context = made[_trust()] = ssl.create_default_context()
+            context = made[trust] = ssl.create_default_context()
         context.verify_mode = ssl.CERT_REQUIRED
         context.check_hostname = True
         return context

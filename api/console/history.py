@@ -12,12 +12,15 @@ viewer, because the set of masked fields (`permissions.masked_fields` of the vie
 role and the case's kind, all that `permissions.mask` depends on) is part of the key.
 
 Why: decoding each event again and rendering it again was most of the ticket page's
-server time (bench/console.py), while a recorded event never changes."""
+server time (bench/console.py), while a recorded event never changes.
+
+`Kept` holds what follows from an object that never changes, such as a folded state (the
+state panel's masked dump and HTML, pages.Parts), for as long as that very object is asked for."""
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 from activities.store import EventStore
 from domain.chained import case_uuid
@@ -101,6 +104,28 @@ class EventMemo:
         if len(entry.views) >= self.MAX_VIEWS:
             entry.views.clear()
         entry.views[key] = value
+
+
+class Kept:
+    """Values made from objects that never change (a folded state, its masked dump): each
+    kept with the object it was made from and a stamp, and given out only while asked for
+    with that very object (it is held, so its `id` cannot be reused meanwhile) and the same
+    stamp; up to `size` of them, the least recently used forgotten first."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._entries: OrderedDict[Any, tuple[Any, Any, Any]] = OrderedDict()
+
+    def get(self, key: Any, source: Any, stamp: Any, make: Callable[[], Any]) -> Any:
+        kept = self._entries.get(key)
+        if kept is not None and kept[0] is source and kept[1] == stamp:
+            self._entries.move_to_end(key)
+            return kept[2]
+        value = make()
+        self._entries[key] = (source, stamp, value)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return value
 
 
 def _as_dict(e: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from api import lists
 from api.console import auth, present
 from api.console.auth import COOKIE, Session, Sessions
-from api.console.history import EventMemo
+from api.console.history import EventMemo, Kept
 from api.deps import ReadModelsDep, Services, Svc
 from api.errors import ApiError
 from domain import chain, kinds, lifecycle, permissions
@@ -70,8 +69,8 @@ class Parts:
     def __init__(self, svc: Services):
         self.sessions = Sessions(svc.tokens.db)
         self.memo = EventMemo(svc.store)  # decoded and rendered events, per stored event (history.py)
-        self._dumps: OrderedDict[tuple[int, frozenset[str]], tuple[Any, int, dict[str, Any]]] = OrderedDict()
-        self._panels: OrderedDict[int, tuple[dict[str, Any], tuple[str, ...], Markup]] = OrderedDict()
+        self._dumps = Kept()  # masked dumps, per state object and set of hidden fields
+        self._panels = Kept()  # state panels, per masked dump
         self._outbox: Any = None
         self._svc = svc
 
@@ -79,36 +78,19 @@ class Parts:
         """`state` as JSON, masked for `staff`: kept per state object and set of hidden fields.
         A state object is never changed (each event's fold makes a new one), and the event
         store's cached aggregate hands out the same object until the next event, so its
-        dump is made once; the entry holds the object itself, so an `id` is never mistaken
-        for another's, and it is used only while that object is still at the same version."""
+        dump is made once, and used only while that object is still at the same version."""
         hidden = permissions.masked_fields(staff, kind)
-        key = (id(state), hidden)
-        kept = self._dumps.get(key)
-        if kept is not None and kept[0] is state and kept[1] == state.version:
-            self._dumps.move_to_end(key)
-            return kept[2]
-        dumped = permissions.mask(staff, state.model_dump(mode="json"), kind)
-        self._dumps[key] = (state, state.version, dumped)
-        while len(self._dumps) > 256:
-            self._dumps.popitem(last=False)
-        return dumped
+        return self._dumps.get((id(state), hidden), state, state.version,
+                               lambda: permissions.mask(staff, state.model_dump(mode="json"), kind))
 
     def state_panel(self, view: dict[str, Any]) -> Markup:
         """`_state.html` of the state now (`state_view`'s `view`, no as-of instant), kept per
         masked dump and the goals' time-left words: all else the panel shows follows from
         the dump (the status, the SLA words, deadlines, people), itself kept per state object
-        and hidden fields (`masked_dump`). The entry holds the dump, so an `id` is never
-        mistaken for another's."""
-        dump, lefts = view["s"], tuple(g["left"] for g in view["goals"])
-        kept = self._panels.get(id(dump))
-        if kept is not None and kept[0] is dump and kept[1] == lefts:
-            self._panels.move_to_end(id(dump))
-            return kept[2]
-        html = Markup(templates.env.get_template("_state.html").render(state=view, as_of=None))
-        self._panels[id(dump)] = (dump, lefts, html)
-        while len(self._panels) > 256:
-            self._panels.popitem(last=False)
-        return html
+        and hidden fields (`masked_dump`)."""
+        dump = view["s"]
+        return self._panels.get(id(dump), dump, tuple(g["left"] for g in view["goals"]), lambda: Markup(
+            templates.env.get_template("_state.html").render(state=view, as_of=None)))
 
     def outbox(self) -> Any:
         if self._outbox is None:
@@ -496,9 +478,9 @@ async def ticket_context(request: Request, user: User, svc: Services, models: An
         token = auth.sign_token(ticket_id, user.staff.id)
         url = f"{_public_base(request)}/console/sign/{token}"
         sign = {"url": url, "qr": _qr_svg(url)}
-    view = state_view(svc, user.staff, state, now)
+    panel = parts(svc).state_panel(state_view(svc, user.staff, state, now))
     return dict(ticket_id=ticket_id, timeline=timeline(svc, user.staff, "ticket", events), damaged=damaged,
-                state=view, state_panel=parts(svc).state_panel(view), steps=steps, links=links, sign=sign,
+                state_panel=panel, steps=steps, links=links, sign=sign,
                 slider={"min": int(first.timestamp()), "max": int(last.timestamp()) + 1,
                         "marks": [int(e["at"].timestamp()) for e in events]},
                 as_of=None, now=now, printable=False)
