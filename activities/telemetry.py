@@ -8,13 +8,10 @@ and the health answers of the worker and the projection runner.
   loopback port of its own that only this server reads.
 - **Traces**: spans are exported over OTLP (HTTP) when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
   (the exporter reads the `OTEL_*` variables itself), and nothing is set up otherwise: no
-  interceptor, no instrumentation, no cost. The Temporal SDK's OpenTelemetry plugin on the
-  client (so on the worker built from it) carries the context from the API's request
-  through the Update to the recording activity, where the event store's append is a span
-  of its own. Not its older `TracingInterceptor`: that one puts an Update's handler in the
-  trace of the workflow's start and only links the request that sent it, so a step's
-  request and its append would be two traces; the plugin's interceptor parents the handler
-  to the Update's own context, making one.
+  interceptor, no instrumentation, no cost. weibao's trace context on the client (so on the
+  worker built from it: activities/trace_context.py) carries the context from the API's
+  request through the Update to the recording activity, where the event store's append is
+  a span of its own.
 - **Health**: `/healthz` answers while the process lives; `/readyz` runs the process's
   checks (each a function that raises when its part does not answer) and answers 503
   naming each part that failed and why, as the API's `api/health.py` does."""
@@ -163,54 +160,67 @@ def sdk_runtime() -> tuple[Any, Callable[[], bytes]]:
 # --- traces --------------------------------------------------------------------------------------
 
 _tracing = False
+_tracer: Any = None  # weibao's own spans' tracer, made once the provider is set
 
 
 def tracing_enabled() -> bool:
     return _tracing
 
 
-def setup_tracing(service: str, exporter: Any = None) -> bool:
+def setup_tracing(service: str, exporter: Any = None, replay_safe: bool = False) -> bool:
     """Export spans of process `service` over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (or
     to `exporter`, which a test or a measurement gives); otherwise set nothing up. Returns
-    whether tracing is on. Once per process: the OpenTelemetry provider is global."""
-    global _tracing
+    whether tracing is on. Once per process: the OpenTelemetry provider is global.
+    `replay_safe`: the SDK's replay-safe provider, which its plugin (`plugins(sdk=True)`)
+    needs; weibao makes no span inside a workflow, so a plain one does otherwise."""
+    global _tracing, _tracer
     if _tracing:
         return True
     if exporter is None and not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return False
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from temporalio.contrib.opentelemetry import create_tracer_provider
 
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         exporter = OTLPSpanExporter()  # endpoint, headers, timeout from the OTEL_* variables
-    # replay-safe: a workflow's spans are not made again when its history is replayed
-    provider = create_tracer_provider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME",
-                                                                                               service)}))
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)})
+    provider = (create_tracer_provider if replay_safe else TracerProvider)(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    _tracer = trace.get_tracer("weibao")
     _tracing = True
     return True
 
 
-def plugins(temporal_spans: bool = True) -> list[Any]:
-    """The Temporal client's plugins: OpenTelemetry's when tracing is on (its spans of starts,
-    Updates, workflows and activities, and the opentelemetry module passed through the
-    workflow sandbox). Given to the client, it applies to a worker built from it as well."""
+def plugins(sdk: bool = False) -> list[Any]:
+    """The Temporal client's plugins when tracing is on: the trace carried from a call to the
+    activities it leads to (activities/trace_context.py); `sdk`: the SDK's OpenTelemetry
+    plugin instead (spans of the workflows' handlers too, at a cost: README "Performance").
+    Given to the client, it applies to a worker built from it as well."""
     if not _tracing:
         return []
-    from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
-    return [OpenTelemetryPlugin(add_temporal_spans=temporal_spans)]
+    if sdk:
+        from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
+        return [OpenTelemetryPlugin(add_temporal_spans=True)]
+    from activities.trace_context import plugin
+    return [plugin()]
 
 
 def span(name: str, **attributes: Any):
-    """A span around a block when tracing is on (a no-op context otherwise)."""
+    """A span around a block when tracing is on (a no-op context otherwise); in an activity it
+    names the activity's workflow and type."""
     if not _tracing:
         return _NO_SPAN
-    from opentelemetry import trace
-    return trace.get_tracer("weibao").start_as_current_span(name, attributes=attributes)
+    from temporalio import activity
+    if activity.in_activity():  # which case and which activity the span is part of
+        info = activity.info()
+        attributes = {"temporalWorkflowID": info.workflow_id or "", "temporalActivityType": info.activity_type,
+                      **attributes}
+    return _tracer.start_as_current_span(name, attributes=attributes)
 
 
 class _NoSpan:

@@ -1,21 +1,25 @@
 """What metrics and tracing cost a full ticket lifecycle (issue 17; goal: at most 5 %).
 
-    .venv/bin/python bench/observability.py [-n 200] [-c 8] [--rounds 3]
+    .venv/bin/python bench/observability.py [-n 20] [-c 8] [--rounds 30] [--switch both]
 
 One dev server (SQLite file, WAL), one SQLite event store, two workers in this process on
 two task queues, each with its own client: "off" as the tests and `bench/lifecycle.py` run
 it (the SDK's default runtime, no plugin); "on" as `python worker.py` runs it with
 OTEL_EXPORTER_OTLP_ENDPOINT set — the Temporal SDK runtime's Prometheus metrics (scraped
-through the worker's ops server once a second while it runs), the SDK's OpenTelemetry
-plugin on client and worker, the event store's append span, every span exported over
-OTLP/HTTP in batches to a stand-in collector (a separate process that answers 200).
-Rounds alternate which goes first. Lifecycles are `bench/lifecycle.py`'s: report + six
-steps, each an Update recorded by the worker. Prints, for both, lifecycles/s (the best
-round) and the CPU time this process spends per lifecycle (the median round: clients,
-workers, the SDK core's threads and the span exporter; the dev server and the collector are
-other processes), and the overhead by each. On a shared machine the throughput moves by a
-factor of two between rounds with the others' load; the CPU per lifecycle is the steadier
-figure."""
+through the worker's ops server once a second while it runs), weibao's trace context on
+client and worker (activities/trace_context.py; `--sdk-plugin`: the SDK's OpenTelemetry
+plugin instead), the event store's append span, every span exported over OTLP/HTTP in
+batches to a stand-in collector (a separate process that answers 200). Lifecycles are
+`bench/lifecycle.py`'s: report + six steps, each an Update recorded by the worker.
+
+The two run in pairs of short rounds back to back (which goes first alternates): the
+shared machine's speed moves by a third from one minute to the next, so figures from two
+long phases, or a best and a median taken apart, compare different machines. Prints, for
+both, the median lifecycles/s and the CPU time this process spends per lifecycle (clients,
+workers, the SDK core's threads and the span exporter; the dev server and the collector
+are other processes), then the overhead as the median of the pairs' ratios with its
+quartiles. `--switch none` runs the two alike: what it prints is the measurement's own
+error."""
 from __future__ import annotations
 
 import argparse
@@ -71,13 +75,7 @@ async def scraping(url: str, stop: asyncio.Event) -> int:
     return scrapes
 
 
-def cpu_seconds() -> float:
-    """User and system CPU time of this process (its threads included: the SDK core's, the exporter's)."""
-    t = os.times()
-    return t.user + t.system
-
-
-async def main(n: int, concurrency: int, rounds: int, switched: str = "both", temporal_spans: bool = True) -> None:
+async def main(n: int, concurrency: int, rounds: int, switched: str = "both", sdk_plugin: bool = False) -> None:
     collector_port = free_port()
     collector = subprocess.Popen([sys.executable, "-c", COLLECTOR, str(collector_port)])
     try:
@@ -90,23 +88,23 @@ async def main(n: int, concurrency: int, rounds: int, switched: str = "both", te
             from activities.store import open_store
             from worker import build_worker
 
-            assert telemetry.setup_tracing("weibao-bench")
+            assert telemetry.setup_tracing("weibao-bench", replay_safe=sdk_plugin)
             runtime, sdk_metrics = telemetry.sdk_runtime()
             ops = telemetry.OpsServer("127.0.0.1", free_port(), {}, sdk_metrics).start()
             off = await Client.connect(address, data_converter=pydantic_data_converter)
             metrics, tracing = switched in ("both", "metrics"), switched in ("both", "tracing")
             on = await Client.connect(address, data_converter=pydantic_data_converter,
                                       runtime=runtime if metrics else None,
-                                      plugins=telemetry.plugins(temporal_spans) if tracing else [])
+                                      plugins=telemetry.plugins(sdk_plugin) if tracing else [])
             acts = Recorder(open_store(), config.load_org(), Outbox())
 
             async def measure(which: str, count: int) -> tuple[float, float]:
                 """(lifecycles/s, CPU ms of this process — clients, workers, exporter — per lifecycle)."""
                 telemetry._tracing = which == "on" and tracing  # the append's span (the clients' plugins are fixed)
-                cpu = cpu_seconds()
+                cpu = time.process_time()
                 if which == "off":
                     rate = await run_many(ticket_one, off, "off", count, concurrency)
-                    return rate, (cpu_seconds() - cpu) * 1000 / count
+                    return rate, (time.process_time() - cpu) * 1000 / count
                 stop = asyncio.Event()
                 scraper = asyncio.create_task(scraping(f"http://{ops.address}/metrics", stop)) if metrics else None
                 try:
@@ -116,22 +114,19 @@ async def main(n: int, concurrency: int, rounds: int, switched: str = "both", te
                     if scraper is not None:
                         await scraper
                 telemetry.flush_traces()  # the batch exporter's work on this round's spans counts to it
-                return rate, (cpu_seconds() - cpu) * 1000 / count
+                return rate, (time.process_time() - cpu) * 1000 / count
 
             async with build_worker(off, acts, task_queue="off"), build_worker(on, acts, task_queue="on"):
                 await measure("off", 10)  # warm up both paths
                 await measure("on", 10)
-                best = {"off": 0.0, "on": 0.0}
-                cpu: dict[str, list[float]] = {"off": [], "on": []}
+                got: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
                 for r in range(rounds):
                     order = ("off", "on") if r % 2 == 0 else ("on", "off")
-                    got = {which: await measure(which, n) for which in order}
-                    print(f"round {r + 1}: off {got['off'][0]:.1f}/s {got['off'][1]:.1f} ms CPU each, "
-                          f"on {got['on'][0]:.1f}/s {got['on'][1]:.1f} ms CPU each "
-                          f"({' first, '.join(order)} second)", flush=True)
-                    best = {k: max(best[k], got[k][0]) for k in best}
-                    for k in cpu:
-                        cpu[k].append(got[k][1])
+                    for which in order:
+                        got[which].append(await measure(which, n))
+                    if (r + 1) % 10 == 0 or r + 1 == rounds:
+                        print(f"{r + 1}/{rounds} pairs: CPU per lifecycle, on/off this pair "
+                              f"{got['on'][-1][1]:.1f}/{got['off'][-1][1]:.1f} ms", flush=True)
             telemetry._tracing = True
             telemetry.flush_traces()
             ops.close()
@@ -139,24 +134,32 @@ async def main(n: int, concurrency: int, rounds: int, switched: str = "both", te
         collector.terminate()
         collector.wait()
     print(f"N={n} concurrency={concurrency} rounds={rounds} event store=sqlite; switched on: {switched} "
-          "(spans exported over OTLP/HTTP)")
-    mid = {k: statistics.median(v) for k, v in cpu.items()}
-    print(f"off: {best['off']:.1f} lifecycles/s at best, {mid['off']:.1f} ms CPU per lifecycle (median)")
-    print(f"on:  {best['on']:.1f} lifecycles/s at best, {mid['on']:.1f} ms CPU per lifecycle (median)")
-    print(f"overhead: throughput {(1 - best['on'] / best['off']) * 100:.1f} %, "
-          f"CPU per lifecycle {(mid['on'] / mid['off'] - 1) * 100:.1f} % (goal <= 5 %)")
-
+          f"(spans exported over OTLP/HTTP; tracing by {'the SDK plugin' if sdk_plugin else 'trace_context'})")
+    for k in ("off", "on"):
+        rates, cpus = [g[0] for g in got[k]], [g[1] for g in got[k]]
+        print(f"{k + ':':4} {statistics.median(rates):.1f} lifecycles/s, {statistics.median(cpus):.1f} ms CPU per "
+              f"lifecycle (medians over the rounds; CPU {min(cpus):.1f}-{max(cpus):.1f})")
+    # each pair ran back to back, so a pair's ratio is free of the machine's slower and faster minutes
+    slower = [off[0] / on[0] for off, on in zip(got["off"], got["on"])]
+    dearer = [on[1] / off[1] for off, on in zip(got["off"], got["on"])]
+    q = lambda xs: statistics.quantiles(xs, n=4)  # noqa: E731
+    print(f"overhead (median of the {rounds} pairs' ratios, quartiles in brackets): "
+          f"throughput {(statistics.median(slower) - 1) * 100:.1f} % "
+          f"[{(q(slower)[0] - 1) * 100:.1f}, {(q(slower)[2] - 1) * 100:.1f}], "
+          f"CPU per lifecycle {(statistics.median(dearer) - 1) * 100:.1f} % "
+          f"[{(q(dearer)[0] - 1) * 100:.1f}, {(q(dearer)[2] - 1) * 100:.1f}] (goal <= 5 %)")
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("-n", type=int, default=200)
+    p.add_argument("-n", type=int, default=20, help="lifecycles per round (default 20)")
     p.add_argument("-c", "--concurrency", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=30, help="pairs of rounds, on and off back to back (default 30)")
     p.add_argument("--switch", choices=["both", "metrics", "tracing", "none"], default="both",
                    help="what the 'on' worker has switched on (default both; none: the two alike, for the noise)")
-    p.add_argument("--no-temporal-spans", action="store_true",
-                   help="the plugin only carries the context (no spans of its own for Updates and activities)")
+    p.add_argument("--sdk-plugin", action="store_true",
+                   help="trace with the Temporal SDK's OpenTelemetryPlugin (spans in the workflows too) instead of "
+                        "weibao's trace context (activities/trace_context.py), for comparison")
     a = p.parse_args()
     started = time.perf_counter()
-    asyncio.run(main(a.n, a.concurrency, a.rounds, a.switch, not a.no_temporal_spans))
+    asyncio.run(main(a.n, a.concurrency, a.rounds, a.switch, a.sdk_plugin))
     print(f"({time.perf_counter() - started:.0f} s)")
