@@ -50,6 +50,8 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/capacity.py --stages 1000 --sample 20
 	$(VENV)/bin/python bench/escalation_lag.py
 	$(VENV)/bin/python bench/console.py
+	$(VENV)/bin/python bench/observability.py
+	$(VENV)/bin/python bench/store_ceiling.py
 
 clean:
 	rm -rf $(VENV) .weibao

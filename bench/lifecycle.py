@@ -1,10 +1,12 @@
 """Full ticket lifecycles per second through the worker, against the floor this design
 stands on: bare workflows taking as many Updates, each running a no-op local activity.
 
-    .venv/bin/python bench/lifecycle.py [-n 200] [-c 8] [--store sqlite|postgres|both]
+    .venv/bin/python bench/lifecycle.py [-n 25] [--rounds 20] [-c 8] [--store sqlite|postgres|both]
 
-Both run in the same process on the same dev server (SQLite file, WAL), alternating
-rounds; the best round of each is compared. Prints lifecycles/s and "ratio: X". The
+Both run in the same process on the same dev server (SQLite file, WAL), in pairs of short
+rounds back to back (which goes first alternates), so that each pair meets the shared
+machine at the same speed; "ratio: X" is the median of the pairs' ratios (with its
+quartiles, and the best round of each over the other as this bench printed it before). The
 event store is SQLite (a file beside the dev server's) unless --store says postgres:
 then the PostgreSQL of POSTGRES_HOST/PORT/USER/PASSWORD, database --pg-db (created if
 missing; tickets get new ids, so nothing is dropped); `both` runs one after the other."""
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -100,23 +103,31 @@ async def main(n: int, concurrency: int, rounds: int, store: str = "sqlite", pg_
         async with bare_worker, build_worker(client, acts, task_queue="tickets"):
             await run_many(bare_one, client, "bare", 10, concurrency)  # warm up both paths
             await run_many(ticket_one, client, "tickets", 10, concurrency)
-            best_bare = best_ticket = 0.0
+            rates: dict[str, list[float]] = {"bare": [], "weibao": []}
             for r in range(rounds):
-                bare = await run_many(bare_one, client, "bare", n, concurrency)
-                ticket = await run_many(ticket_one, client, "tickets", n, concurrency)
-                print(f"round {r + 1}: bare {bare:.1f}/s, weibao {ticket:.1f}/s", flush=True)
-                best_bare, best_ticket = max(best_bare, bare), max(best_ticket, ticket)
-    print(f"N={n} concurrency={concurrency} updates per lifecycle={UPDATES} event store={store}")
-    print(f"bare workflows (no-op local activity per Update): {best_bare:.1f} lifecycles/s")
-    print(f"weibao ticket lifecycles:                          {best_ticket:.1f} lifecycles/s")
-    print(f"ratio: {best_ticket / best_bare:.2f}")
-
+                order = ("bare", "weibao") if r % 2 == 0 else ("weibao", "bare")
+                for which in order:
+                    rates[which].append(await run_many(*((bare_one, client, "bare") if which == "bare" else
+                                                         (ticket_one, client, "tickets")), n, concurrency))
+                if (r + 1) % 5 == 0 or r + 1 == rounds:
+                    print(f"{r + 1}/{rounds} pairs: bare {rates['bare'][-1]:.1f}/s, weibao {rates['weibao'][-1]:.1f}/s",
+                          flush=True)
+    ratios = [t / b for t, b in zip(rates["weibao"], rates["bare"])]
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    print(f"N={n} per round, {rounds} pairs, concurrency={concurrency} updates per lifecycle={UPDATES} "
+          f"event store={store}")
+    print(f"bare workflows (no-op local activity per Update): {statistics.median(rates['bare']):.1f} lifecycles/s "
+          f"(median round; best {max(rates['bare']):.1f})")
+    print(f"weibao ticket lifecycles:                          {statistics.median(rates['weibao']):.1f} lifecycles/s "
+          f"(median round; best {max(rates['weibao']):.1f})")
+    print(f"ratio: {statistics.median(ratios):.2f} (median of the pairs' ratios; quartiles {q[0]:.2f}-{q[2]:.2f}; "
+          f"best round over best round {max(rates['weibao']) / max(rates['bare']):.2f})")
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("-n", type=int, default=200)
+    p.add_argument("-n", type=int, default=25, help="lifecycles per round (default 25)")
     p.add_argument("-c", "--concurrency", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=20, help="pairs of rounds (default 20)")
     p.add_argument("--store", choices=["sqlite", "postgres", "both"], default="sqlite")
     p.add_argument("--pg-db", default="weibao_bench", help="the PostgreSQL database of --store postgres")
     a = p.parse_args()

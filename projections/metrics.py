@@ -3,7 +3,8 @@ them (recorded facts are the truth: a count here is of events in the store, not 
 process believed it did): events recorded by case kind and type (the steps among them),
 warnings, breaches and escalations by level and case kind, the escalation lag (a breach's
 recording time minus its recorded deadline: its level-1 escalation is recorded in the
-same save), notifications sent and given up; and, read from the database, each read
+same save; the leadership escalation's minus the due time it records), notifications
+sent and given up; and, read from the database, each read
 model's lag in events and seconds and its quarantined events.
 
 The facts are counted once per runner process, as the `escalation_log` read model applies
@@ -28,8 +29,9 @@ BREACHES = Counter("weibao_breaches", "Missed windows, by case kind (level 1: th
 ESCALATIONS = Counter("weibao_escalations", "Escalations by level (1 direct superior, 2 leadership), case kind "
                       "and source (window, customer, emergency)", ["case_kind", "level", "source"])
 ESCALATION_LAG = Histogram(
-    "weibao_escalation_lag_seconds", "A breach's recording time minus its deadline (its escalation is recorded "
-    "in the same save), by case kind", ["case_kind"],
+    "weibao_escalation_lag_seconds", "An escalation's recording time minus the instant it was due, by case kind and "
+    "level (1: a breach, whose escalation is recorded in the same save, minus its deadline; 2: the leadership "
+    "escalation minus its recorded due time)", ["case_kind", "level"],
     buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 900, 3600))
 NOTIFICATIONS_SENT = Counter("weibao_notifications_sent", "Warnings and escalations delivered, by case kind and "
                              "channel", ["case_kind", "channel"])
@@ -69,12 +71,12 @@ def count(events: Iterable[Any]) -> None:
             WARNINGS.labels(kind, "0").inc()
         elif name == "SlaBreached":
             BREACHES.labels(kind, "1").inc()
-            deadline = data.get("deadline")
-            recorded = getattr(event, "timestamp", None)
-            if deadline and isinstance(recorded, datetime):
-                ESCALATION_LAG.labels(kind).observe((recorded - datetime.fromisoformat(deadline)).total_seconds())
+            _lag(kind, "1", event, data.get("deadline"))
         elif name == "Escalated":
-            ESCALATIONS.labels(kind, str(int(data.get("level", 1))), "window").inc()
+            level = str(int(data.get("level", 1)))
+            ESCALATIONS.labels(kind, level, "window").inc()
+            if level == "2":  # level 1 is timed by its breach; alarms recorded before 2026-12-06 have no `due`
+                _lag(kind, level, event, data.get("due"))
         elif name == "CustomerEscalated":
             ESCALATIONS.labels(kind, str(int(data.get("level", 1))), "customer").inc()
         elif name == "LeadershipNotified":
@@ -83,6 +85,12 @@ def count(events: Iterable[Any]) -> None:
             NOTIFICATIONS_SENT.labels(kind, str(data.get("channel", ""))).inc()
         elif name == "NotificationGivenUp":
             NOTIFICATIONS_FAILED.labels(kind, str(data.get("channel", ""))).inc()
+
+
+def _lag(kind: str, level: str, event: Any, due: str | None) -> None:
+    recorded = getattr(event, "timestamp", None)
+    if due and isinstance(recorded, datetime):
+        ESCALATION_LAG.labels(kind, level).observe((recorded - datetime.fromisoformat(due)).total_seconds())
 
 
 ALARMS = frozenset({"SlaWarned", "SlaBreached", "Escalated", "CustomerEscalated", "LeadershipNotified",

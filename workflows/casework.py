@@ -165,7 +165,7 @@ class CaseWorkflow:
                 return  # a step landed while we waited for the lock
             window = self.state.windows[alarm.goal]
             base = {"goal": alarm.goal, "deadline": alarm.deadline.isoformat(), "responsible": self._responsible(alarm),
-                    "department": window.department}
+                    "department": window.department, "due": alarm.at.isoformat()}  # when this alarm fell due
             level = sla.LEVEL[alarm.kind]
             if workflow.patched(PATCH_ONE_ROUND_TRIP):
                 return await self._raise_at_once(alarm, base, level)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -189,12 +189,13 @@ async def test_the_runner_counts_a_breach_and_its_escalation_from_the_recorded_f
         tid = await api.report(severity="critical", zone="A")
         await api.ok(tid, "triage", "S001", severity="critical", zone="A")
         await api.ok(tid, "dispatch", "S001", engineer="E001", travel_mode="taxi")
-        await env.sleep(timedelta(hours=4, minutes=1))  # past the 4 h on-site window: breach, escalation
+        # past the 4 h on-site window (breach, escalation) and half a window more (leadership)
+        await env.sleep(timedelta(hours=6, minutes=1))
 
         async def counted() -> str | None:
             text = await runner.scrape()
-            done = value(text, "weibao_escalations_total", case_kind="ticket", level="1", source="window") \
-                > value(before, "weibao_escalations_total", case_kind="ticket", level="1", source="window")
+            done = value(text, "weibao_escalations_total", case_kind="ticket", level="2", source="window") \
+                > value(before, "weibao_escalations_total", case_kind="ticket", level="2", source="window")
             caught_up = value(text, "weibao_read_model_lag_events", read_model="escalation_log") == 0
             return text if done and caught_up else None
 
@@ -208,7 +209,12 @@ async def test_the_runner_counts_a_breach_and_its_escalation_from_the_recorded_f
     assert delta("weibao_breaches_total", case_kind="ticket", level="1") == 1
     assert delta("weibao_escalations_total", case_kind="ticket", level="1", source="window") == 1
     assert delta("weibao_warnings_total", case_kind="ticket", level="0") == 1  # at 75 % of the window
-    assert delta("weibao_escalation_lag_seconds_count", case_kind="ticket") == 1
+    assert delta("weibao_escalations_total", case_kind="ticket", level="2", source="window") == 1
+    assert delta("weibao_escalation_lag_seconds_count", case_kind="ticket", level="1") == 1
+    assert delta("weibao_escalation_lag_seconds_count", case_kind="ticket", level="2") == 1
+    due = [e for e in api.history(tid) if e["type"] == "Escalated" and e["data"]["level"] == 2][0]["data"]["due"]
+    assert datetime.fromisoformat(due) > datetime.fromisoformat(
+        next(e for e in api.history(tid) if e["type"] == "SlaBreached")["data"]["deadline"])
     assert delta("weibao_events_recorded_total", case_kind="ticket", event="Dispatched") == 1
     assert value(after, "weibao_read_model_lag_seconds", read_model="ticket_list") == 0
     assert value(after, "weibao_quarantined_events", read_model="ticket_list") == 0
