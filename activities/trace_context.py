@@ -12,7 +12,7 @@ request through its Update to the event append:
   `_tracer-data` header of a workflow start, an Update or a signal, under a span
   `StartWorkflowUpdate:<name>` (or `StartWorkflow:`, `SignalWorkflow:`), as the SDK's
   interceptor names it and under the same header, so either end may be the SDK's;
-- in the workflow, an Update or a signal handler keeps that header payload as it came
+- in the workflow, an Update's handler keeps that header payload as it came
   (a context variable of the handler's task: nothing decoded, no span, nothing that a
   replay could make twice), and each activity the handler starts carries it on;
 - the activity runs in that context, so the event store's append (`event_store.append`,
@@ -38,7 +38,7 @@ from temporalio.plugin import SimplePlugin
 
 HEADER = "_tracer-data"  # the SDK's OpenTelemetry interceptors use the same header and carrier
 
-# the trace header of the Update or signal whose handler is running, in its own asyncio task
+# the trace header of the Update whose handler is running, in its own asyncio task
 _caller: contextvars.ContextVar[Payload | None] = contextvars.ContextVar("weibao_trace_caller", default=None)
 
 
@@ -109,10 +109,6 @@ class _WorkflowInbound(temporalio.worker.WorkflowInboundInterceptor):
     async def handle_update_handler(self, input: temporalio.worker.HandleUpdateInput) -> Any:
         _caller.set(input.headers.get(HEADER))  # this handler's task only: the SDK runs each in its own
         return await super().handle_update_handler(input)
-
-    async def handle_signal(self, input: temporalio.worker.HandleSignalInput) -> None:
-        _caller.set(input.headers.get(HEADER))
-        return await super().handle_signal(input)
 
 
 class _Activity(temporalio.worker.ActivityInboundInterceptor):
