@@ -65,7 +65,7 @@ class _Client(temporalio.client.OutboundInterceptor):
 
     def _span(self, name: str, workflow_id: str):
         return self.tracer.start_as_current_span(name, kind=opentelemetry.trace.SpanKind.CLIENT,
-                                               attributes={"temporalWorkflowID": workflow_id})
+                                                 attributes={"temporalWorkflowID": workflow_id})
 
     async def start_workflow(self, input: temporalio.client.StartWorkflowInput) -> Any:
         with self._span(f"StartWorkflow:{input.workflow}", input.id):
