@@ -42,12 +42,15 @@ HEADER = "_tracer-data"  # the SDK's OpenTelemetry interceptors use the same hea
 _caller: contextvars.ContextVar[Payload | None] = contextvars.ContextVar("weibao_trace_caller", default=None)
 
 
-def _with_context(headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
+def _current() -> Payload | None:
+    """The current context as the header's payload (None: there is none to carry)."""
     carrier: dict[str, str] = {}
     opentelemetry.propagate.inject(carrier)
-    if not carrier:
-        return headers
-    return {**headers, HEADER: temporalio.converter.PayloadConverter.default.to_payloads([carrier])[0]}
+    return temporalio.converter.PayloadConverter.default.to_payloads([carrier])[0] if carrier else None
+
+
+def _with(headers: Mapping[str, Payload], payload: Payload | None) -> Mapping[str, Payload]:
+    return headers if payload is None else {**headers, HEADER: payload}
 
 
 def _context_of(headers: Mapping[str, Payload]) -> opentelemetry.context.Context | None:
@@ -69,36 +72,34 @@ class _Client(temporalio.client.OutboundInterceptor):
 
     async def start_workflow(self, input: temporalio.client.StartWorkflowInput) -> Any:
         with self._span(f"StartWorkflow:{input.workflow}", input.id):
-            input.headers = _with_context(input.headers)
+            input.headers = _with(input.headers, _current())
             return await super().start_workflow(input)
 
     async def start_workflow_update(self, input: temporalio.client.StartWorkflowUpdateInput) -> Any:
         with self._span(f"StartWorkflowUpdate:{input.update}", input.id):
-            input.headers = _with_context(input.headers)
+            input.headers = _with(input.headers, _current())
             return await super().start_workflow_update(input)
 
     async def start_update_with_start_workflow(self, input: temporalio.client.StartWorkflowUpdateWithStartInput) -> Any:
         start, update = input.start_workflow_input, input.update_workflow_input
         with self._span(f"StartWorkflowUpdate:{update.update}", start.id):
-            start.headers = _with_context(start.headers)
-            update.headers = _with_context(update.headers)
+            payload = _current()
+            start.headers, update.headers = _with(start.headers, payload), _with(update.headers, payload)
             return await super().start_update_with_start_workflow(input)
 
     async def signal_workflow(self, input: temporalio.client.SignalWorkflowInput) -> None:
         with self._span(f"SignalWorkflow:{input.signal}", input.id):
-            input.headers = _with_context(input.headers)
+            input.headers = _with(input.headers, _current())
             return await super().signal_workflow(input)
 
 
 class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
     def start_activity(self, input: temporalio.worker.StartActivityInput) -> Any:
-        if (caller := _caller.get()) is not None:
-            input.headers = {**input.headers, HEADER: caller}
+        input.headers = _with(input.headers, _caller.get())
         return super().start_activity(input)
 
     def start_local_activity(self, input: temporalio.worker.StartLocalActivityInput) -> Any:
-        if (caller := _caller.get()) is not None:
-            input.headers = {**input.headers, HEADER: caller}
+        input.headers = _with(input.headers, _caller.get())
         return super().start_local_activity(input)
 
 

@@ -1,7 +1,9 @@
-"""Shared bench plumbing: a Temporal dev server on a temp SQLite file in WAL mode."""
+"""Shared bench plumbing: a Temporal dev server on a temp SQLite file in WAL mode, and the
+summary of paired rounds."""
 from __future__ import annotations
 
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
@@ -128,3 +130,12 @@ async def bare_handles(client, n: int, task_queue: str = "bare", concurrency: in
             return await op.workflow_handle()
 
     return list(await asyncio.gather(*(one() for _ in range(n))))
+
+
+def paired(ratios: list[float]) -> tuple[float, float, float]:
+    """(median, lower quartile, upper quartile) of the ratios of rounds run in pairs back to
+    back, so each pair met the shared machine at one speed."""
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    low, _, high = statistics.quantiles(ratios, n=4)
+    return statistics.median(ratios), low, high

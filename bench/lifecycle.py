@@ -31,7 +31,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare import UPDATES, BareWorkflow, noop  # noqa: E402
-from bench.common import dev_server, use_postgres  # noqa: E402
+from bench.common import dev_server, paired, use_postgres  # noqa: E402
 
 STEPS = [  # report + these six = the seven steps of a lifecycle
     ("triage", "S001", {"severity": "critical", "zone": "A", "service_category": "free"}),
@@ -103,25 +103,25 @@ async def main(n: int, concurrency: int, rounds: int, store: str = "sqlite", pg_
         async with bare_worker, build_worker(client, acts, task_queue="tickets"):
             await run_many(bare_one, client, "bare", 10, concurrency)  # warm up both paths
             await run_many(ticket_one, client, "tickets", 10, concurrency)
+            paths = {"bare": (bare_one, "bare"), "weibao": (ticket_one, "tickets")}
             rates: dict[str, list[float]] = {"bare": [], "weibao": []}
             for r in range(rounds):
-                order = ("bare", "weibao") if r % 2 == 0 else ("weibao", "bare")
-                for which in order:
-                    rates[which].append(await run_many(*((bare_one, client, "bare") if which == "bare" else
-                                                         (ticket_one, client, "tickets")), n, concurrency))
+                for which in (("bare", "weibao") if r % 2 == 0 else ("weibao", "bare")):
+                    one, tq = paths[which]
+                    rates[which].append(await run_many(one, client, tq, n, concurrency))
                 if (r + 1) % 5 == 0 or r + 1 == rounds:
                     print(f"{r + 1}/{rounds} pairs: bare {rates['bare'][-1]:.1f}/s, weibao {rates['weibao'][-1]:.1f}/s",
                           flush=True)
-    ratios = [t / b for t, b in zip(rates["weibao"], rates["bare"])]
-    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    ratio, low, high = paired([t / b for t, b in zip(rates["weibao"], rates["bare"])])
     print(f"N={n} per round, {rounds} pairs, concurrency={concurrency} updates per lifecycle={UPDATES} "
           f"event store={store}")
     print(f"bare workflows (no-op local activity per Update): {statistics.median(rates['bare']):.1f} lifecycles/s "
           f"(median round; best {max(rates['bare']):.1f})")
     print(f"weibao ticket lifecycles:                          {statistics.median(rates['weibao']):.1f} lifecycles/s "
           f"(median round; best {max(rates['weibao']):.1f})")
-    print(f"ratio: {statistics.median(ratios):.2f} (median of the pairs' ratios; quartiles {q[0]:.2f}-{q[2]:.2f}; "
+    print(f"ratio: {ratio:.2f} (median of the pairs' ratios; quartiles {low:.2f}-{high:.2f}; "
           f"best round over best round {max(rates['weibao']) / max(rates['bare']):.2f})")
+
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()

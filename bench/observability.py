@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from temporalio.client import Client  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 
-from bench.common import dev_server, free_port  # noqa: E402
+from bench.common import dev_server, free_port, paired  # noqa: E402
 from bench.lifecycle import run_many, ticket_one  # noqa: E402
 
 COLLECTOR = textwrap.dedent("""
@@ -140,14 +140,14 @@ async def main(n: int, concurrency: int, rounds: int, switched: str = "both", sd
         print(f"{k + ':':4} {statistics.median(rates):.1f} lifecycles/s, {statistics.median(cpus):.1f} ms CPU per "
               f"lifecycle (medians over the rounds; CPU {min(cpus):.1f}-{max(cpus):.1f})")
     # each pair ran back to back, so a pair's ratio is free of the machine's slower and faster minutes
-    slower = [off[0] / on[0] for off, on in zip(got["off"], got["on"])]
-    dearer = [on[1] / off[1] for off, on in zip(got["off"], got["on"])]
-    q = lambda xs: statistics.quantiles(xs, n=4)  # noqa: E731
+    slower = paired([off[0] / on[0] for off, on in zip(got["off"], got["on"])])
+    dearer = paired([on[1] / off[1] for off, on in zip(got["off"], got["on"])])
+    mid, low, high = ((x - 1) * 100 for x in slower)
+    cpu_mid, cpu_low, cpu_high = ((x - 1) * 100 for x in dearer)
     print(f"overhead (median of the {rounds} pairs' ratios, quartiles in brackets): "
-          f"throughput {(statistics.median(slower) - 1) * 100:.1f} % "
-          f"[{(q(slower)[0] - 1) * 100:.1f}, {(q(slower)[2] - 1) * 100:.1f}], "
-          f"CPU per lifecycle {(statistics.median(dearer) - 1) * 100:.1f} % "
-          f"[{(q(dearer)[0] - 1) * 100:.1f}, {(q(dearer)[2] - 1) * 100:.1f}] (goal <= 5 %)")
+          f"throughput {mid:.1f} % [{low:.1f}, {high:.1f}], "
+          f"CPU per lifecycle {cpu_mid:.1f} % [{cpu_low:.1f}, {cpu_high:.1f}] (goal <= 5 %)")
+
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
