@@ -23,30 +23,64 @@ def free_port() -> int:
 @contextmanager
 def dev_server(dynamic_config: dict[str, object] | None = None):
     """Yields the address of a fresh dev server (SQLite file, WAL), with the given dynamic
-    config values (key -> value) if any; stops it after."""
+    config values (key -> value) if any, once its namespace answers with weibao's search
+    attributes; stops it after. A server that exits while starting (a port another process
+    took between `free_port` and its bind) is started again on fresh ports; one that does
+    not come up says why, with the end of its log."""
     tmp = Path(tempfile.mkdtemp(prefix="weibao-bench-"))
-    port, ui = free_port(), free_port()
-    proc = subprocess.Popen(
-        [config.binary("temporal"), "server", "start-dev", "--db-filename", str(tmp / "temporal.db"),
-         "--sqlite-pragma", "journal_mode=wal", "--port", str(port), "--ui-port", str(ui), "--headless",
-         "--log-level", "error", *search.flags(),
-         *(a for k, v in (dynamic_config or {}).items() for a in ("--dynamic-config-value", f"{k}={v}"))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    for attempt in range(1, 4):
+        port, ui = free_port(), free_port()
+        log = tmp / f"dev-server-{attempt}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [config.binary("temporal"), "server", "start-dev", "--db-filename", str(tmp / f"temporal-{attempt}.db"),
+                 "--sqlite-pragma", "journal_mode=wal", "--port", str(port), "--ui-port", str(ui), "--headless",
+                 "--log-level", "error", *search.flags(),
+                 *(a for k, v in (dynamic_config or {}).items() for a in ("--dynamic-config-value", f"{k}={v}"))],
+                stdout=out, stderr=subprocess.STDOUT)
+        try:
+            if _ready(proc, f"127.0.0.1:{port}", seconds=90):
                 break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("dev server did not start")
-                time.sleep(0.2)
-        time.sleep(1.0)  # the frontend listens before the namespace is ready
+        except BaseException:
+            _stop(proc)
+            raise
+        if attempt == 3:
+            raise RuntimeError(f"dev server exited with {proc.returncode} three times while starting; "
+                               f"its log ends: {_tail(log)}")
+    try:
         yield f"127.0.0.1:{port}", tmp
     finally:
-        proc.terminate()
+        _stop(proc)
+
+
+def _ready(proc: subprocess.Popen, address: str, seconds: float) -> bool:
+    """Waits until the dev server at `address` lists weibao's search attributes on its default
+    namespace (the frontend listens before the namespace is ready); False if it exited first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            return False
+        listed = subprocess.run([config.binary("temporal"), "operator", "search-attribute", "list",
+                                 "--address", address, "--output", "json"], capture_output=True, timeout=30)
+        if listed.returncode == 0 and all(key.name.encode() in listed.stdout for key in search.KEYS):
+            return True
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"dev server at {address} not ready after {seconds:.0f} s: "
+                               f"{(listed.stderr or listed.stdout).decode(errors='replace')[-500:]}")
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
         proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _tail(log: Path, size: int = 1500) -> str:
+    return log.read_bytes()[-size:].decode(errors="replace") or "(nothing)"
 
 
 def use_postgres(dbname: str) -> None:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
+from pathlib import Path
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -50,9 +51,18 @@ EXPECTED = ["Reported", "Triaged", "Dispatched", "ArrivedOnSite", "Resolved", "S
 OVERALL = 300  # seconds for the whole load, kill included: a bound, not an expectation
 
 
-def start_worker(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "worker.py"], cwd=str(config.ROOT), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`python worker.py`, its output in `log` (what a worker that exits early said)."""
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "worker.py"], cwd=str(config.ROOT), env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def alive(proc: subprocess.Popen, log: Path) -> None:
+    """Raises, with the end of its log, if the worker has exited."""
+    if proc.poll() is not None:
+        raise AssertionError(f"worker {proc.pid} exited with {proc.returncode}: "
+                             f"{log.read_bytes()[-2000:].decode(errors='replace')}")
 
 
 def identity(proc: subprocess.Popen) -> str:
@@ -125,11 +135,18 @@ async def test_two_workers_share_a_task_queue_and_one_killed_under_load_loses_an
                "WEIBAO_SQLITE_PATH": str(tmp_path / "events.db"), "WEIBAO_SECRET_KEY": "test"}
         for name in ("WEIBAO_EVENT_STORE", "WEIBAO_DATA_DIR", "WEIBAO_SQLITE_PATH"):
             monkeypatch.setenv(name, env[name])  # this process reads the same store
-        doomed, survivor = start_worker(env), start_worker(env)
+        logs = tmp_path / "doomed.log", tmp_path / "survivor.log"
+        doomed, survivor = start_worker(env, logs[0]), start_worker(env, logs[1])
         try:
             client = await Client.connect(address, data_converter=pydantic_data_converter)
             both = {identity(doomed), identity(survivor)}
-            await until(lambda: _has(pollers(client, task_queue), both), "both workers poll the task queue")
+
+            async def both_poll() -> bool:
+                alive(doomed, logs[0])
+                alive(survivor, logs[1])
+                return both <= await pollers(client, task_queue)
+
+            await until(both_poll, "both workers poll the task queue")
             # the container healthcheck (deploy/healthcheck.py) sees a worker of this host polling
             health = await asyncio.create_subprocess_exec(
                 sys.executable, "deploy/healthcheck.py", "worker", cwd=str(config.ROOT), env=env,
@@ -149,6 +166,8 @@ async def test_two_workers_share_a_task_queue_and_one_killed_under_load_loses_an
             total = TICKETS * (1 + len(STEPS))
 
             async def a_third_done() -> bool:
+                alive(doomed, logs[0])
+                alive(survivor, logs[1])
                 if load.done():
                     load.result()  # a failure surfaces here rather than as a timeout
                 return progress[0] >= total // 3
@@ -189,7 +208,3 @@ async def test_two_workers_share_a_task_queue_and_one_killed_under_load_loses_an
                         proc.wait(timeout=20)
                     except subprocess.TimeoutExpired:
                         proc.kill()
-
-
-async def _has(found, wanted: set[str]) -> bool:
-    return wanted <= await found
