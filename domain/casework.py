@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field
 
 from domain import policy
 
-__all__ = ["Alert", "CaseState", "IllegalStep", "NOTICE_EVENTS", "Notice", "OpenWindow", "evolve_alarm", "open_window",
-           "parse_windows"]
+__all__ = ["Alert", "CaseState", "IllegalStep", "NOTICE_EVENTS", "Notice", "OpenWindow", "evolve_alarm", "mark_met",
+           "open_window", "parse_windows", "set_responsible"]
 
 
 class Alert(BaseModel):
@@ -151,6 +151,18 @@ def evolve_alarm(s: CaseState, event_type: str, data: dict, at: datetime) -> boo
     else:
         return False
     return True
+
+
+def mark_met(s: CaseState, goal: str, at: datetime) -> None:
+    """`goal` met at `at`, unless it was met before (the first time counts): `s.met` replaced."""
+    if goal not in s.met:
+        s.met = {**s.met, goal: at}
+
+
+def set_responsible(s: CaseState, goal: str, person: str | None) -> None:
+    """`person` answers for the window of `goal`, if the case has one: `s.windows` replaced."""
+    if goal in s.windows:
+        s.windows = {**s.windows, goal: s.windows[goal].model_copy(update={"responsible": person})}
 
 
 # What the delivery of a warning or an escalation records on its case, open or closed.

@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
-from domain.casework import CaseState, IllegalStep, OpenWindow, evolve_alarm, open_window
+from domain.casework import (CaseState, IllegalStep, OpenWindow, evolve_alarm, mark_met, open_window,
+                             set_responsible)
 from domain.steps import Payload, Text
 from domain.text import Line, Lines
 
@@ -192,8 +193,9 @@ def check(state: ComplaintState, step: str, data: dict) -> None:
 
 
 def evolve(state: ComplaintState, event_type: str, data: dict, at: datetime, actor: str) -> ComplaintState:
-    """The state after a recorded event. Never raises on a recorded fact."""
-    s = state.model_copy(deep=True)
+    """The state after a recorded event. Never raises on a recorded fact. The state is copied
+    shallowly: what an event changes is replaced, never changed in place (domain.lifecycle)."""
+    s = state.model_copy()
     s.version += 1
     if evolve_alarm(s, event_type, data, at):
         return s
@@ -210,14 +212,14 @@ def evolve(state: ComplaintState, event_type: str, data: dict, at: datetime, act
     elif event_type == "Acknowledged":
         s.status, s.acknowledged_at = "acknowledged", at
         s.handler = data.get("handler") or actor
-        s.met.setdefault("acknowledged", at)
-        for goal, w in s.windows.items():  # the handler now answers for the reply
+        mark_met(s, "acknowledged", at)
+        for goal in list(s.windows):  # the handler now answers for the reply
             if goal not in s.met:
-                w.responsible = s.handler
+                set_responsible(s, goal, s.handler)
     elif event_type == "CustomerEscalated":
         s.requested_level = max(s.requested_level, int(data.get("level", 0)))
-        s.requests.append(CustomerRequest(level=data.get("level", 0), to=data.get("to_staff"),
-                                          to_name=data.get("to_name"), reason=data.get("reason", ""), at=at))
+        s.requests = [*s.requests, CustomerRequest(level=data.get("level", 0), to=data.get("to_staff"),
+                                                   to_name=data.get("to_name"), reason=data.get("reason", ""), at=at)]
     elif event_type == "Replied":
         s.status, s.replied_at = "replied", at
         s.reply, s.substantiated = data.get("reply"), data.get("substantiated")
@@ -225,7 +227,7 @@ def evolve(state: ComplaintState, event_type: str, data: dict, at: datetime, act
         s.responsible_department = data.get("responsible_department")
         s.handler = s.handler or actor
         for goal in ("acknowledged", "replied"):  # a reply is also the acknowledgement
-            s.met.setdefault(goal, at)
+            mark_met(s, goal, at)
     elif event_type == "Closed":
         s.status, s.closed_at = "closed", at
         s.satisfaction = data.get("satisfaction")

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictBool, StrictFloat, ValidationInfo, field_validator
 
-from domain.casework import CaseState, IllegalStep, OpenWindow, evolve_alarm
+from domain.casework import CaseState, IllegalStep, OpenWindow, evolve_alarm, mark_met, set_responsible
 from domain.policy import Severity
 from domain.steps import Payload, Text
 from domain.text import Line, Lines
@@ -144,7 +144,9 @@ def check(state: InspectionState, step: str, data: dict) -> None:
 
 
 def evolve(state: InspectionState, event_type: str, data: dict, at: datetime, actor: str) -> InspectionState:
-    s = state.model_copy(deep=True)
+    """The state after a recorded event. The state is copied shallowly: what an event changes
+    is replaced, never changed in place (domain.lifecycle)."""
+    s = state.model_copy()
     s.version += 1
     if evolve_alarm(s, event_type, data, at):
         return s
@@ -157,19 +159,18 @@ def evolve(state: InspectionState, event_type: str, data: dict, at: datetime, ac
         s.status = "scheduled"
     elif event_type == "Assigned":
         s.responsible = data["engineer"]
-        if GOAL in s.windows:
-            s.windows[GOAL].responsible = data["engineer"]
+        set_responsible(s, GOAL, data["engineer"])
     elif event_type == "FollowUpCalled":
         s.call = data
         s.status, s.completed_at = "completed", at
-        s.met.setdefault(GOAL, at)
+        mark_met(s, GOAL, at)
     elif event_type == "Inspected":
         for k in ("team", "customer_staff_present", "customer_staff", "trained", "findings", "replacements"):
             setattr(s, k, data.get(k))
         s.status, s.completed_at = "completed", at
-        s.met.setdefault(GOAL, at)
+        mark_met(s, GOAL, at)
     elif event_type == "FaultTicketOpened":
-        s.tickets.append({k: data.get(k) for k in ("finding", "device", "ticket_id")})
+        s.tickets = [*s.tickets, {k: data.get(k) for k in ("finding", "device", "ticket_id")}]
     elif event_type == "Cancelled":
         s.status, s.cancel_reason = "cancelled", data.get("reason")
     return s

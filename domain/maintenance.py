@@ -157,7 +157,9 @@ def check(state: PlanState, step: str, data: dict) -> None:
 
 
 def evolve(state: PlanState, event_type: str, data: dict[str, Any], at: datetime, actor: str) -> PlanState:
-    s = state.model_copy(deep=True)
+    """The state after a recorded event. The state is copied shallowly: what an event changes
+    is replaced, never changed in place (domain.lifecycle)."""
+    s = state.model_copy()
     s.version += 1
     if event_type == "PlanStarted":
         s.case_id = data.get("case_id", s.case_id)
@@ -170,7 +172,7 @@ def evolve(state: PlanState, event_type: str, data: dict[str, Any], at: datetime
         s.started_by, s.started_at, s.status = actor, at, "active"
         s.next_month = data.get("first_month", 1)
     elif event_type == "VisitScheduled":
-        s.counts[data["kind"]] = s.counts.get(data["kind"], 0) + 1
+        s.counts = {**s.counts, data["kind"]: s.counts.get(data["kind"], 0) + 1}
         s.recent = [*s.recent, VisitRef(**{k: data[k] for k in VisitRef.model_fields})][-RECENT:]
         s.next_month = max(s.next_month, data["month"] + 1)
     elif event_type == "PlanChanged":

@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
-from domain.casework import CaseState, IllegalStep, OpenWindow, evolve_alarm, open_window
+from domain.casework import (CaseState, IllegalStep, OpenWindow, evolve_alarm, mark_met, open_window,
+                             set_responsible)
 from domain.policy import CST
 from domain.steps import Payload, Text
 from domain.text import Line, Lines
@@ -261,7 +262,9 @@ def check(state: ReturnState, step: str, data: dict) -> None:
 
 
 def evolve(state: ReturnState, event_type: str, data: dict, at: datetime, actor: str) -> ReturnState:
-    s = state.model_copy(deep=True)
+    """The state after a recorded event. The state is copied shallowly: what an event changes
+    is replaced, never changed in place (domain.lifecycle)."""
+    s = state.model_copy()
     s.version += 1
     if evolve_alarm(s, event_type, data, at):
         return s
@@ -279,18 +282,17 @@ def evolve(state: ReturnState, event_type: str, data: dict, at: datetime, actor:
         if s.status == "open":
             _hand_off(s, FLOWS[s.outcome][0], at)
     elif event_type == "Assigned":
-        if s.stage in s.windows:
-            s.windows[s.stage].responsible = data["person"]
+        set_responsible(s, s.stage, data["person"])
         if s.stage in s.routes:
-            s.routes[s.stage].responsible = data["person"]
+            s.routes = {**s.routes, s.stage: s.routes[s.stage].model_copy(update={"responsible": data["person"]})}
     elif event_type == "Approved":
-        s.met.setdefault("approval", at)
+        mark_met(s, "approval", at)
         if data.get("approved"):
             _next(s, "approval", at)
         else:
             s.status, s.stage, s.rejected_reason = "rejected", None, data.get("note")
     elif event_type == "Inspected":
-        s.met.setdefault("inspection", at)
+        mark_met(s, "inspection", at)
         s.defect_confirmed, s.root_cause = data.get("defect_confirmed"), data.get("root_cause")
         s.responsible_department = data.get("responsible_department")
         s.responsible_person = data.get("responsible_person")
@@ -299,15 +301,15 @@ def evolve(state: ReturnState, event_type: str, data: dict, at: datetime, actor:
         else:
             s.status, s.stage, s.rejected_reason = "rejected", None, f"no defect found: {data.get('root_cause')}"
     elif event_type == "Refunded":
-        s.met.setdefault("refund", at)
+        mark_met(s, "refund", at)
         s.refund_yuan = str(data.get("amount_yuan"))
         _next(s, "refund", at)
     elif event_type == "ExchangeShipped":
-        s.met.setdefault("shipment", at)
+        mark_met(s, "shipment", at)
         s.replacement_serial_no = data.get("replacement_serial_no")
         _next(s, "shipment", at)
     elif event_type == "Confirmed":
-        s.met.setdefault("confirmation", at)
+        mark_met(s, "confirmation", at)
         s.satisfaction = data.get("satisfaction")
         s.status, s.stage, s.closed_at = "closed", None, at
     return s
@@ -324,7 +326,7 @@ def _hand_off(s: ReturnState, goal: str, at: datetime) -> None:
     """The next department takes over; its window starts now."""
     route = s.routes.get(goal, Route())
     within = timedelta(seconds=s.spans.get(goal, HANDOFFS[goal][1].total_seconds()))
-    s.windows[goal] = OpenWindow(**open_window(goal, at, within, route.responsible, route.department))
+    s.windows = {**s.windows, goal: OpenWindow(**open_window(goal, at, within, route.responsible, route.department))}
     s.stage = goal
 
 
