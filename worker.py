@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities import config, logs, telemetry
 from activities.outbox import Outbox
@@ -35,6 +36,20 @@ log = logging.getLogger("weibao.worker")
 WORKFLOWS = [TicketWorkflow, ComplaintWorkflow, ReturnWorkflow, PlanWorkflow, InspectionWorkflow, DeliveryWorkflow]
 
 
+def workflow_runner() -> WorkflowRunner:
+    """Where the workflows run: outside the SDK's sandbox unless `WEIBAO_WORKFLOW_SANDBOX`.
+
+    The sandbox re-imports a workflow's module for every run it caches and proxies every
+    call the workflow's code makes; it cost a ticket's lifecycle a sixth of its throughput
+    (bench/lifecycle.py, README "Performance"). What it guards against — reading the clock,
+    randomness, I/O, module state shared between runs — weibao's workflows do not do: they
+    read time as `workflow.now()`, make no ids, do everything else in activities, and pass
+    every module but their own through the sandbox anyway, so their code is the same either
+    way. The net stays where mistakes are made: the workflow tests (tests/workflows) run
+    every workflow in the sandbox, and the replay tests replay the recorded histories in it."""
+    return SandboxedWorkflowRunner() if config.settings().workflow_sandbox else UnsandboxedWorkflowRunner()
+
+
 def build_worker(client: Client, recorder: Recorder, task_queue: str | None = None,
                  executor: ThreadPoolExecutor | None = None, **options) -> Worker:
     """The worker, its sizes taken together: `WEIBAO_WORKER_THREADS` threads for the local
@@ -49,7 +64,8 @@ def build_worker(client: Client, recorder: Recorder, task_queue: str | None = No
         local = max(1, executor._max_workers * s.worker_threads // (s.worker_threads + s.delivery_slots))
         deliveries = max(1, executor._max_workers - local)
     sizes = dict(max_cached_workflows=s.worker_cache, max_concurrent_local_activities=local,
-                 max_concurrent_activities=deliveries, graceful_shutdown_timeout=timedelta(seconds=10))
+                 max_concurrent_activities=deliveries, graceful_shutdown_timeout=timedelta(seconds=10),
+                 workflow_runner=workflow_runner())
     return Worker(
         client,
         task_queue=task_queue or config.task_queue(),

@@ -253,3 +253,15 @@ def test_a_process_with_a_missing_org_file_stops_with_one_line_naming_it(tmp_pat
     assert done.returncode == 2
     assert done.stderr == f"weibao: org file {tmp_path / 'org.toml'}: cannot be read: No such file or directory " \
                           "(WEIBAO_ORG_FILE)\n"
+
+
+def test_the_workflows_run_outside_the_sandbox_unless_asked(monkeypatch):
+    from temporalio.worker import UnsandboxedWorkflowRunner
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+    from worker import workflow_runner
+
+    monkeypatch.delenv("WEIBAO_WORKFLOW_SANDBOX", raising=False)
+    assert isinstance(workflow_runner(), UnsandboxedWorkflowRunner)
+    monkeypatch.setenv("WEIBAO_WORKFLOW_SANDBOX", "true")
+    assert isinstance(workflow_runner(), SandboxedWorkflowRunner)
