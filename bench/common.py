@@ -39,7 +39,7 @@ def dev_server(dynamic_config: dict[str, object] | None = None):
                  *(a for k, v in (dynamic_config or {}).items() for a in ("--dynamic-config-value", f"{k}={v}"))],
                 stdout=out, stderr=subprocess.STDOUT)
         try:
-            if _ready(proc, f"127.0.0.1:{port}", seconds=90):
+            if _ready(proc, f"127.0.0.1:{port}", log, seconds=90):
                 break
         except BaseException:
             _stop(proc)
@@ -53,7 +53,7 @@ def dev_server(dynamic_config: dict[str, object] | None = None):
         _stop(proc)
 
 
-def _ready(proc: subprocess.Popen, address: str, seconds: float) -> bool:
+def _ready(proc: subprocess.Popen, address: str, log: Path, seconds: float) -> bool:
     """Waits until the dev server at `address` lists weibao's search attributes on its default
     namespace (the frontend listens before the namespace is ready); False if it exited first."""
     deadline = time.monotonic() + seconds
@@ -66,7 +66,8 @@ def _ready(proc: subprocess.Popen, address: str, seconds: float) -> bool:
             return True
         if time.monotonic() > deadline:
             raise RuntimeError(f"dev server at {address} not ready after {seconds:.0f} s: "
-                               f"{(listed.stderr or listed.stdout).decode(errors='replace')[-500:]}")
+                               f"{(listed.stderr or listed.stdout).decode(errors='replace')[-500:]}; "
+                               f"its log ends: {_tail(log)}")
         time.sleep(0.2)
 
 
