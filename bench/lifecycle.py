@@ -2,6 +2,7 @@
 stands on: bare workflows taking as many Updates, each running a no-op local activity.
 
     .venv/bin/python bench/lifecycle.py [-n 25] [--rounds 20] [-c 8] [--store sqlite|postgres|both]
+                                        [--bare-unsandboxed]
 
 Both run in the same process on the same dev server (SQLite file, WAL), in pairs of short
 rounds back to back (which goes first alternates), so that each pair meets the shared
@@ -9,7 +10,11 @@ machine at the same speed; "ratio: X" is the median of the pairs' ratios (with i
 quartiles, and the best round of each over the other as this bench printed it before). The
 event store is SQLite (a file beside the dev server's) unless --store says postgres:
 then the PostgreSQL of POSTGRES_HOST/PORT/USER/PASSWORD, database --pg-db (created if
-missing; tickets get new ids, so nothing is dropped); `both` runs one after the other."""
+missing; tickets get new ids, so nothing is dropped); `both` runs one after the other.
+
+weibao's worker is built as `worker.py` builds it, so its workflows run outside the SDK's
+sandbox unless WEIBAO_WORKFLOW_SANDBOX=true; the bare workflows run in it (the SDK's
+default) unless --bare-unsandboxed, which takes the sandbox's cost out of the baseline too."""
 from __future__ import annotations
 
 import argparse
@@ -28,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from temporalio.client import Client, WithStartWorkflowOperation  # noqa: E402
 from temporalio.common import WorkflowIDConflictPolicy  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
 
 from bench.bare import UPDATES, BareWorkflow, noop  # noqa: E402
 from bench.common import dev_server, paired, use_postgres  # noqa: E402
@@ -84,7 +89,8 @@ async def run_many(fn, client: Client, tq: str, n: int, concurrency: int) -> flo
     return n / (time.perf_counter() - t0)
 
 
-async def main(n: int, concurrency: int, rounds: int, store: str = "sqlite", pg_db: str = "weibao_bench") -> None:
+async def main(n: int, concurrency: int, rounds: int, store: str = "sqlite", pg_db: str = "weibao_bench",
+               bare_unsandboxed: bool = False) -> None:
     with dev_server() as (address, tmp):
         if store == "postgres":
             use_postgres(pg_db)
@@ -99,7 +105,8 @@ async def main(n: int, concurrency: int, rounds: int, store: str = "sqlite", pg_
         client = await Client.connect(address, data_converter=pydantic_data_converter)
         acts = Recorder(open_store(), config.load_org(), Outbox())
         bare_worker = Worker(client, task_queue="bare", workflows=[BareWorkflow], activities=[noop],
-                             activity_executor=ThreadPoolExecutor(16))
+                             activity_executor=ThreadPoolExecutor(16),
+                             **({"workflow_runner": UnsandboxedWorkflowRunner()} if bare_unsandboxed else {}))
         async with bare_worker, build_worker(client, acts, task_queue="tickets"):
             await run_many(bare_one, client, "bare", 10, concurrency)  # warm up both paths
             await run_many(ticket_one, client, "tickets", 10, concurrency)
@@ -114,7 +121,7 @@ async def main(n: int, concurrency: int, rounds: int, store: str = "sqlite", pg_
                           flush=True)
     ratio, low, high = paired([t / b for t, b in zip(rates["weibao"], rates["bare"])])
     print(f"N={n} per round, {rounds} pairs, concurrency={concurrency} updates per lifecycle={UPDATES} "
-          f"event store={store}")
+          f"event store={store} bare workflows {'outside' if bare_unsandboxed else 'in'} the sandbox")
     print(f"bare workflows (no-op local activity per Update): {statistics.median(rates['bare']):.1f} lifecycles/s "
           f"(median round; best {max(rates['bare']):.1f})")
     print(f"weibao ticket lifecycles:                          {statistics.median(rates['weibao']):.1f} lifecycles/s "
@@ -130,6 +137,7 @@ if __name__ == "__main__":
     p.add_argument("--rounds", type=int, default=20, help="pairs of rounds (default 20)")
     p.add_argument("--store", choices=["sqlite", "postgres", "both"], default="sqlite")
     p.add_argument("--pg-db", default="weibao_bench", help="the PostgreSQL database of --store postgres")
+    p.add_argument("--bare-unsandboxed", action="store_true", help="the bare workflows outside the sandbox too")
     a = p.parse_args()
     for kind in (["sqlite", "postgres"] if a.store == "both" else [a.store]):
-        asyncio.run(main(a.n, a.concurrency, a.rounds, kind, a.pg_db))
+        asyncio.run(main(a.n, a.concurrency, a.rounds, kind, a.pg_db, a.bare_unsandboxed))
