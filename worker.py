@@ -18,6 +18,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities import config, logs, telemetry
+from activities import deliver  # noqa: F401 - apprise loaded at start, not by the first alarm burst's first plan
 from activities.outbox import Outbox
 from activities.store import open_store
 from activities.temporal import connect
