@@ -41,8 +41,9 @@ def workflow_runner() -> WorkflowRunner:
     """Where the workflows run: outside the SDK's sandbox unless `WEIBAO_WORKFLOW_SANDBOX`.
 
     The sandbox re-imports a workflow's module for every run it caches and proxies every
-    call the workflow's code makes; it cost a ticket's lifecycle a sixth of its throughput
-    (bench/lifecycle.py, README "Performance"). What it guards against — reading the clock,
+    call the workflow's code makes; it cost a ticket's lifecycle 11-12 % of its throughput
+    and each cached case about 40 KB (bench/lifecycle.py, bench/capacity.py; README "Temporal
+    conventions"). What it guards against — reading the clock,
     randomness, I/O, module state shared between runs — weibao's workflows do not do: they
     read time as `workflow.now()`, make no ids, do everything else in activities, and pass
     every module but their own through the sandbox anyway, so their code is the same either
