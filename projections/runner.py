@@ -206,7 +206,9 @@ class Runner:
             if (position or 0) <= start:
                 work.append((p, events, position, keys))
             elif items := [x for x in events if x[1].notification_id > position]:
-                work.append((p, items, position, keys))
+                # its own keys: a ticket reported in the part of the batch this read model
+                # has applied already has its row in the read model, to be read from there
+                work.append((p, items, position, event_keys(items)))
             else:
                 self._resumed(p.name)  # nothing of this batch left to apply
         if self.pool is None or len(work) < 2:
