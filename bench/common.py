@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from activities import config
+from api.cli import dev_server_command
 from workflows import search
 
 
@@ -22,9 +23,9 @@ def free_port() -> int:
 
 @contextmanager
 def dev_server(dynamic_config: dict[str, object] | None = None):
-    """Yields the address of a fresh dev server (SQLite file, WAL), with the given dynamic
-    config values (key -> value) if any, once its namespace answers with weibao's search
-    attributes; stops it after. A server that exits while starting (a port another process
+    """Yields the address of a fresh dev server as `make run` starts it (SQLite file, WAL,
+    weibao's search attributes), headless, with the given dynamic config values (key ->
+    value) if any, once its namespace answers with the search attributes; stops it after. A server that exits while starting (a port another process
     took between `free_port` and its bind) is started again on fresh ports; one that does
     not come up says why, with the end of its log."""
     tmp = Path(tempfile.mkdtemp(prefix="weibao-bench-"))
@@ -33,9 +34,7 @@ def dev_server(dynamic_config: dict[str, object] | None = None):
         log = tmp / f"dev-server-{attempt}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [config.binary("temporal"), "server", "start-dev", "--db-filename", str(tmp / f"temporal-{attempt}.db"),
-                 "--sqlite-pragma", "journal_mode=wal", "--port", str(port), "--ui-port", str(ui), "--headless",
-                 "--log-level", "error", *search.flags(),
+                [*dev_server_command(tmp / f"temporal-{attempt}.db", port, ui), "--headless",
                  *(a for k, v in (dynamic_config or {}).items() for a in ("--dynamic-config-value", f"{k}={v}"))],
                 stdout=out, stderr=subprocess.STDOUT)
         try:
