@@ -1,5 +1,6 @@
 """Runs the weibao worker: ticket, complaint, return/exchange, maintenance plan and
-inspection workflows and their activities on one task queue.
+inspection workflows and their activities on one task queue, and the deliveries of their
+warnings and escalations on a queue of their own beside it (`<queue>-delivery`).
 
     TEMPORAL_ADDRESS=localhost:7233 python worker.py
 """
@@ -11,6 +12,7 @@ import logging
 import signal
 from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
@@ -22,7 +24,7 @@ from activities import deliver  # noqa: F401 - apprise loaded at start, not by t
 from activities.outbox import Outbox
 from activities.store import open_store
 from activities.temporal import connect
-from activities.delivery import Deliveries, DeliveryStarter
+from activities.delivery import Deliveries, DeliveryStarter, delivery_queue
 from activities.visits import Visits
 from activities.record import Recorder
 from workflows.complaint import ComplaintWorkflow
@@ -52,14 +54,35 @@ def workflow_runner() -> WorkflowRunner:
     return SandboxedWorkflowRunner() if config.settings().workflow_sandbox else UnsandboxedWorkflowRunner()
 
 
+class Workers:
+    """The workers of one process, run together (`async with`): the cases' on their task
+    queue and the deliveries' on theirs (activities.delivery.delivery_queue)."""
+
+    def __init__(self, *workers: Worker):
+        self.workers = workers
+
+    async def __aenter__(self) -> "Workers":
+        async with AsyncExitStack() as stack:
+            for w in self.workers:
+                await stack.enter_async_context(w)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._stack.__aexit__(*exc)
+
+
 def build_worker(client: Client, recorder: Recorder, task_queue: str | None = None,
-                 executor: ThreadPoolExecutor | None = None, **options) -> Worker:
+                 executor: ThreadPoolExecutor | None = None, **options) -> Workers:
     """The worker, its sizes taken together: `WEIBAO_WORKER_THREADS` threads for the local
     activities (the appends a step or an alarm waits for) and `WEIBAO_DELIVERY_SLOTS` more
-    for the regular ones (deliveries, which mostly wait on mail servers and robots), one
-    executor of both sizes, so a slot never waits for a thread and a burst of deliveries
-    never holds up an alarm; `WEIBAO_WORKER_CACHE` open cases stay in memory (a case
-    evicted replays its history on its next step)."""
+    for the regular ones, one executor of both sizes, so a slot never waits for a thread;
+    `WEIBAO_WORKER_CACHE` open cases stay in memory (a case evicted replays its history on
+    its next step). Beside it, on the deliveries' own task queue, a worker for the Delivery
+    workflows with `WEIBAO_DELIVERY_SLOTS` slots and threads of its own: a send, a burst of
+    them or a mail server that hangs never holds a slot, a thread or a workflow task that
+    an alarm or a step is waiting for. (Deliveries started before it had its own queue
+    finish on the cases' queue, where the Delivery workflow and its activities stay.)"""
     s = config.settings()
     local, deliveries = s.worker_threads, s.delivery_slots
     if executor is not None:  # a caller's executor: its threads split the same way
@@ -68,16 +91,27 @@ def build_worker(client: Client, recorder: Recorder, task_queue: str | None = No
     sizes = dict(max_cached_workflows=s.worker_cache, max_concurrent_local_activities=local,
                  max_concurrent_activities=deliveries, graceful_shutdown_timeout=timedelta(seconds=10),
                  workflow_runner=workflow_runner())
-    return Worker(
+    queue = task_queue or config.task_queue()
+    sending = [*Deliveries(recorder.org, recorder.outbox).all()]
+    cases = Worker(
         client,
-        task_queue=task_queue or config.task_queue(),
+        task_queue=queue,
         workflows=WORKFLOWS,
         # the client lets a plan start its visits and an inspection finding open a fault ticket
-        activities=[*recorder.all(), *Visits(client).all(), *Deliveries(recorder.org, recorder.outbox).all(),
-                    *DeliveryStarter(client, recorder.org).all()],
+        activities=[*recorder.all(), *Visits(client).all(), *sending, *DeliveryStarter(client, recorder.org).all()],
         activity_executor=executor or ThreadPoolExecutor(max_workers=local + deliveries),
         **{**sizes, **options},
     )
+    delivery = Worker(
+        client,
+        task_queue=delivery_queue(queue),
+        workflows=[DeliveryWorkflow],
+        activities=[*recorder.all(), *sending],
+        activity_executor=ThreadPoolExecutor(max_workers=s.delivery_slots, thread_name_prefix="delivery"),
+        max_concurrent_local_activities=s.delivery_slots, max_concurrent_activities=s.delivery_slots,
+        graceful_shutdown_timeout=timedelta(seconds=10), workflow_runner=workflow_runner(),
+    )
+    return Workers(cases, delivery)
 
 
 async def main() -> None:
@@ -94,8 +128,9 @@ async def main() -> None:
     # flight waits out (README "Performance") — walks only what the cases made since
     gc.collect()
     gc.freeze()
-    log.info("worker on %s, task queue %s, event store %s, org %s (%d staff)",
-             client.service_client.config.target_host, settings.task_queue, settings.event_store,
+    log.info("worker on %s, task queues %s and %s, event store %s, org %s (%d staff)",
+             client.service_client.config.target_host, settings.task_queue, delivery_queue(settings.task_queue),
+             settings.event_store,
              settings.org_file, len(org.staff))
     # SIGINT or SIGTERM (whatever the disposition inherited from the parent) drains the
     # worker: in-flight tasks finish while the server still answers, then it exits

@@ -68,11 +68,15 @@ class Outbox:
 
     # --- delivery attempts -----------------------------------------------------------------
 
-    def attempt(self, notice: str, channel: str, round_: int, attempt: int, status: str, reason: str = "") -> None:
-        """One attempt on record (a retried activity attempt overwrites nothing: its number differs)."""
-        self._execute("INSERT INTO notification_attempts VALUES (?, ?, ?, ?, ?, ?, ?) "
+    def attempt(self, notice: str, channel: str, round_: int, status: str, reason: str = "") -> None:
+        """One attempt on record, numbered after those already on record for the channel and
+        round: the first send runs in the Delivery workflow's task, and run again after a
+        crash before that task completed it knows no other number than 1 (the retries'
+        numbers, from the server, would not say it either)."""
+        self._execute("INSERT INTO notification_attempts SELECT ?, ?, ?, COALESCE(MAX(attempt), 0) + 1, ?, ?, ? "
+                      "FROM notification_attempts WHERE notice = ? AND channel = ? AND round = ? "
                       "ON CONFLICT (notice, channel, round, attempt) DO NOTHING",
-                      (notice, channel, round_, attempt, status, reason[:1000], self._now()))
+                      (notice, channel, round_, status, reason[:1000], self._now(), notice, channel, round_))
 
     def sent(self, notice: str, channel: str, round_: int) -> bool:
         """Whether this round already reached the channel (a retry after a crash sends nothing twice)."""

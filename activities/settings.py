@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     task_queue: str = "weibao"
     worker_threads: int = Field(16, ge=1, le=512)  # activity threads = activity and local-activity slots
     worker_cache: int = Field(10_000, ge=0, le=1_000_000)  # open cases kept in a worker's memory
-    delivery_slots: int = Field(8, ge=1, le=1024)  # deliveries at once per worker, on threads of their own
+    delivery_slots: int = Field(8, ge=1, le=1024)  # sends at once per worker process, on the delivery worker
     workflow_sandbox: bool = False  # run the workflows in the SDK's sandbox (worker.workflow_runner)
     temporal_ui_port: int = 8233
 

@@ -29,7 +29,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.delivery import Acknowledgement, BadToken, DeliveryRequest, budget, read_ack_token
+from activities.delivery import Acknowledgement, BadToken, DeliveryRequest, budget, delivery_queue, read_ack_token
 from activities.outbox import STATUSES, Outbox
 from api.deps import CurrentStaff, Services, Svc
 from api.errors import ApiError, documented, not_found, require
@@ -205,7 +205,7 @@ async def resend(notice: NoticeId, staff: CurrentStaff, svc: Svc, outbox: Outbox
     request = await svc.io(_request_from_record, svc, outbox, row)
     try:
         await svc.client.start_workflow(DeliveryWorkflow.run, request, id=delivery_workflow_id(notice),
-                                        task_queue=svc.task_queue,
+                                        task_queue=delivery_queue(svc.task_queue),
                                         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
     except WorkflowAlreadyStartedError:
         raise ApiError(409, "conflict", "a re-send of this notification is already running") from None

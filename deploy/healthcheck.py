@@ -1,13 +1,14 @@
 """Container healthchecks of the weibao image (deploy/compose.yaml), one per service:
 
-    python deploy/healthcheck.py worker        this container's worker polls the task queue
+    python deploy/healthcheck.py worker        this container's worker polls its two task queues
     python deploy/healthcheck.py api           the API answers GET /openapi.json with 200
 
 (the projection runner's is `weibao projections status`: its read models and the event
 store answer). Exit status 0 when healthy, 1 with one line on stderr when not. The
 worker's check connects as the worker does (activities.temporal.connect: the same
-address, namespace, TLS and API key) and looks for a poller whose identity is this
-container's: the Temporal SDK names a worker `<pid>@<hostname>`."""
+address, namespace, TLS and API key) and looks, on the cases' queue and on the
+deliveries' (`<queue>-delivery`), for a poller whose identity is this container's: the
+Temporal SDK names a worker `<pid>@<hostname>`."""
 from __future__ import annotations
 
 import asyncio
@@ -29,17 +30,19 @@ async def worker() -> str | None:
     from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
     from activities import config
+    from activities.delivery import delivery_queue
     from activities.temporal import connect
 
     client = await asyncio.wait_for(connect(), timeout=10)
-    answer = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-        namespace=client.namespace, task_queue=TaskQueue(name=config.task_queue()),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW), timeout=timedelta(seconds=10))
     me, now = f"@{socket.gethostname()}", datetime.now(timezone.utc)
-    for poller in answer.pollers:
-        if poller.identity.endswith(me) and now - poller.last_access_time.ToDatetime(timezone.utc) < RECENT:
-            return None
-    return f"no worker of this host ({me}) polls task queue {config.task_queue()!r}"
+    for queue in (config.task_queue(), delivery_queue(config.task_queue())):
+        answer = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW), timeout=timedelta(seconds=10))
+        if not any(p.identity.endswith(me) and now - p.last_access_time.ToDatetime(timezone.utc) < RECENT
+                   for p in answer.pollers):
+            return f"no worker of this host ({me}) polls task queue {queue!r}"
+    return None
 
 
 def api() -> str | None:

@@ -72,7 +72,10 @@ async def test_a_worker_killed_between_the_escalation_and_its_delivery_delivers_
             escalations = [e for e in store.history("complaint", cid) if e["type"] == "Escalated"]
             levels = [e["data"]["level"] for e in escalations]
             assert levels[0] == 1 and len(levels) == len(set(levels))  # each level recorded once across the kill
-            assert [a["status"] for a in outbox.attempts(notice)][-1] == "sent"
+            attempts = outbox.attempts(notice)
+            assert [a["status"] for a in attempts][-1] == "sent"
+            # every attempt on record, the first send's run again after the kill included
+            assert [a["attempt"] for a in attempts] == list(range(1, len(attempts) + 1))
         finally:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)

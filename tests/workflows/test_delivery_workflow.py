@@ -57,7 +57,12 @@ async def test_smtp_down_at_the_breach_holds_nothing_up_and_the_mail_arrives_onc
     await env.sleep(10 * MINUTE)  # the retry's backoff passes
     await eventually(lambda: events(stack, tid, "NotificationSent"), "sent once the server is back")
     assert len(smtp.mailbox.to("wu.gang@example.com")) == 1
-    assert stack.outbox.notice(notice)["status"] == "sent"
+    record = stack.outbox.notice(notice)
+    assert record["status"] == "sent"
+    # the first attempt (in the Delivery workflow's task) failed; the retries numbered after it
+    attempts = [(a["attempt"], a["status"]) for a in record["attempts"]]
+    assert attempts[0] == (1, "failed") and attempts[-1] == (len(attempts), "sent")
+    assert [n for n, _ in attempts] == list(range(1, len(attempts) + 1))
 
 
 async def test_a_channel_failing_for_good_gives_up_on_record_and_the_next_level_still_comes(
