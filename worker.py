@@ -27,6 +27,7 @@ from activities.temporal import connect
 from activities.delivery import Deliveries, DeliveryStarter, delivery_queue
 from activities.visits import Visits
 from activities.record import Recorder
+from activities.relay import DeliveryRelay
 from workflows.complaint import ComplaintWorkflow
 from workflows.delivery import DeliveryWorkflow
 from workflows.inspection import InspectionWorkflow
@@ -56,15 +57,17 @@ def workflow_runner() -> WorkflowRunner:
 
 class Workers:
     """The workers of one process, run together (`async with`): the cases' on their task
-    queue and the deliveries' on theirs (activities.delivery.delivery_queue)."""
+    queue and the deliveries' on theirs (activities.delivery.delivery_queue), and the relay
+    that starts the deliveries the cases' alarms leave in the outbox (activities/relay.py)."""
 
-    def __init__(self, *workers: Worker):
-        self.workers = workers
+    def __init__(self, *workers: Worker, relay: DeliveryRelay):
+        self.workers, self.relay = workers, relay
 
     async def __aenter__(self) -> "Workers":
         async with AsyncExitStack() as stack:
             for w in self.workers:
                 await stack.enter_async_context(w)
+            await stack.enter_async_context(self.relay)
             self._stack = stack.pop_all()
         return self
 
@@ -111,7 +114,7 @@ def build_worker(client: Client, recorder: Recorder, task_queue: str | None = No
         max_concurrent_local_activities=s.delivery_slots, max_concurrent_activities=s.delivery_slots,
         graceful_shutdown_timeout=timedelta(seconds=10), workflow_runner=workflow_runner(),
     )
-    return Workers(cases, delivery)
+    return Workers(cases, delivery, relay=DeliveryRelay(client, recorder, queue))
 
 
 async def main() -> None:

@@ -42,6 +42,11 @@ class DeliveryRequest(BaseModel):
     raised_at: datetime
     first_round: int = 1  # a manager's re-send starts after the rounds already on record
     plan: "DeliveryPlan | None" = None  # made by `start_delivery`; without it the workflow makes it
+    # the first attempt in the workflow's own task (a local activity), the retries regular; False
+    # in the requests of deliveries started before, which send every attempt as a regular activity
+    # (a flag in the input rather than a patch: a patch marker upserts a search attribute, one
+    # more write for the server in every delivery)
+    first_send_in_task: bool = False
 
     @property
     def needs_ack(self) -> bool:
@@ -178,6 +183,19 @@ class Deliveries:
         return [self.plan, self.deliver]
 
 
+async def start_delivery(client: Client, org: Org, request: DeliveryRequest, task_queue: str) -> str:
+    """Start the delivery of `request` (its plan made here if it has none) for the cases on
+    `task_queue`, once: a second start of the same notice is a no-op. Its workflow id."""
+    workflow_id = f"delivery-{request.notice}"
+    request = request.model_copy(update={"plan": request.plan or make_plan(org, request), "first_send_in_task": True})
+    try:
+        await client.start_workflow("Delivery", request, id=workflow_id, task_queue=delivery_queue(task_queue),
+                                    request_eager_start=True, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+    except WorkflowAlreadyStartedError:
+        pass  # started before (an earlier attempt, another worker's relay)
+    return workflow_id
+
+
 class DeliveryStarter:
     """Starts a notification's Delivery workflow on its own (not as a child: it outlives
     the case, and nothing in the case waits for it); once, however often it is retried.
@@ -197,18 +215,7 @@ class DeliveryStarter:
 
     @activity.defn(name="start_delivery")
     async def start_delivery(self, start: StartDelivery) -> str:
-        workflow_id = f"delivery-{start.request.notice}"
-        request = start.request
-        if request.plan is None:
-            request = request.model_copy(update={"plan": make_plan(self.org, request)})
-        try:
-            await self.client.start_workflow("Delivery", request, id=workflow_id,
-                                             task_queue=delivery_queue(start.task_queue),
-                                             request_eager_start=True,
-                                             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
-        except WorkflowAlreadyStartedError:
-            pass  # started by an earlier attempt
-        return workflow_id
+        return await start_delivery(self.client, self.org, start.request, start.task_queue)
 
     def all(self) -> list:
         return [self.start_delivery]

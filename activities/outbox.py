@@ -2,7 +2,8 @@
 written once per command id by the case's workflow, and every delivery attempt of it
 (`notification_attempts`: channel, round, attempt, sent or failed with the reason, or
 given up) written by the delivery activities (workflows/delivery.py). The API's
-`GET /notifications` and `weibao notifications` read both."""
+`GET /notifications` and `weibao notifications` read both. `delivery_starts` holds the
+deliveries that alarms raised and the relay (activities/relay.py) has yet to start."""
 from __future__ import annotations
 
 import sqlite3
@@ -25,7 +26,11 @@ class Outbox:
         ddl = [f"CREATE TABLE IF NOT EXISTS notifications (id TEXT PRIMARY KEY, ticket_id TEXT, target TEXT, "
                f"kind TEXT, reason TEXT, created_at {ts})",
                f"CREATE TABLE IF NOT EXISTS notification_attempts (notice TEXT, channel TEXT, round INT, "
-               f"attempt INT, status TEXT, reason TEXT, at {ts}, PRIMARY KEY (notice, channel, round, attempt))"]
+               f"attempt INT, status TEXT, reason TEXT, at {ts}, PRIMARY KEY (notice, channel, round, attempt))",
+               f"CREATE TABLE IF NOT EXISTS delivery_starts (notice TEXT PRIMARY KEY, task_queue TEXT, "
+               f"request TEXT, created_at {ts}, started_at {ts})",
+               "CREATE INDEX IF NOT EXISTS delivery_starts_pending ON delivery_starts (task_queue, created_at) "
+               "WHERE started_at IS NULL"]
         if self.kind == "sqlite":
             self._path = str(config.sqlite_path())
             config.sqlite_path().parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +70,23 @@ class Outbox:
         rows = self._execute("SELECT * FROM notifications WHERE ticket_id = ? ORDER BY created_at, id", (ticket_id,),
                              fetch=True)
         return [dict(zip(COLUMNS, row)) for row in rows]
+
+    # --- deliveries to start (activities/relay.py) -------------------------------------------
+
+    def to_start(self, notice: str, task_queue: str, request: str) -> None:
+        """A delivery for the relay to start: its request (JSON) and the cases' task queue."""
+        self._execute("INSERT INTO delivery_starts VALUES (?, ?, ?, ?, NULL) ON CONFLICT (notice) DO NOTHING",
+                      (notice, task_queue, request, self._now()))
+
+    def unstarted(self, task_queue: str, limit: int = 100) -> list[tuple[str, str]]:
+        """(notice, request) of the deliveries on `task_queue` not started yet, oldest first."""
+        return self._execute("SELECT notice, request FROM delivery_starts WHERE task_queue = ? AND started_at IS NULL "
+                             "ORDER BY created_at, notice LIMIT ?", (task_queue, limit), fetch=True)
+
+    def started(self, notices: list[str]) -> None:
+        for notice in notices:
+            self._execute("UPDATE delivery_starts SET started_at = ? WHERE notice = ? AND started_at IS NULL",
+                          (self._now(), notice))
 
     # --- delivery attempts -----------------------------------------------------------------
 

@@ -12,8 +12,9 @@ local activities on the worker's thread pool.
   recorded then replay against it (`workflows.ticket`, patch `PATCH_ONE_RECORD`)."""
 from __future__ import annotations
 
+import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import RecordConflictError
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.delivery import DeliveryRequest
 from activities.outbox import Outbox
 from activities.store import EventStore
 from domain import escalation
@@ -71,6 +73,11 @@ class RaiseAlarm(BaseModel):
     key: str = ""  # the command key of the warning or escalation
     data: dict[str, Any] = Field(default_factory=dict)  # without its target: filled in here
     case_ref: str = ""  # how the outbox names the case
+    # the delivery of the warning or escalation, its target filled in here, left in the outbox
+    # for the relay to start (activities/relay.py); None: the workflow starts it (before the
+    # patch `deliveries-by-relay`)
+    delivery: DeliveryRequest | None = None
+    task_queue: str = ""  # the case's, for the relay
 
 
 class AlarmRaised(BaseModel):
@@ -121,6 +128,8 @@ class Notification(BaseModel):
 class Recorder:
     def __init__(self, store: EventStore, org: Org, outbox: Outbox | None):
         self.store, self.org, self.outbox = store, org, outbox
+        self.last_alarm = float("-inf")  # time.monotonic() of the last alarm raised in this process
+        self.relays: list[Callable[[], None]] = []  # woken when an alarm leaves a delivery to start
 
     @activity.defn(name="record_case")
     def record_case(self, fact: RecordFact) -> Recorded | int:
@@ -164,9 +173,15 @@ class Recorder:
     @activity.defn(name="raise_alarm")
     def raise_alarm(self, req: RaiseAlarm) -> AlarmRaised:
         """Record an alarm's facts exactly once per command id, in one save; returns them as recorded."""
+        self.last_alarm = time.monotonic()
         for _ in range(3):
             try:
-                return self._raise_once(req)
+                answer = self._raise_once(req)
+                self.last_alarm = time.monotonic()
+                if req.delivery is not None and answer.alarm is not None:
+                    for wake in self.relays:
+                        wake()
+                return answer
             except RecordConflictError:
                 continue  # a concurrent attempt of the same alarm won the race: look again
         raise ApplicationError(f"version conflict raising {req.workflow_id}:{req.key}", type="Conflict")
@@ -192,8 +207,13 @@ class Recorder:
         if case.pending_events:
             self.store.save(case)  # the breach and its escalation in one transaction
         if answer.alarm is not None and self.outbox is not None:
-            self.outbox.add(f"{req.workflow_id}:{req.key}", req.case_ref, answer.alarm.data["to"], req.event,
+            notice = f"{req.workflow_id}:{req.key}"
+            self.outbox.add(notice, req.case_ref, answer.alarm.data["to"], req.event,
                             answer.alarm.data.get("reason", ""))
+            if req.delivery is not None:
+                request = req.delivery.model_copy(update={"notice": notice, "to": answer.alarm.data["to"],
+                                                          "to_name": answer.alarm.data.get("to_name", "")})
+                self.outbox.to_start(notice, req.task_queue, request.model_dump_json())
         return answer
 
     @activity.defn(name="record")

@@ -223,7 +223,8 @@ def _request_from_record(svc: Services, outbox: Outbox, row: dict[str, Any]) -> 
         to_name=data.get("to_name") or "", level=int(data.get("level", 0 if row["kind"] == "SlaWarned" else 1)),
         goal=data.get("goal"), deadline=data.get("deadline"), responsible=data.get("responsible"),
         reason=row["reason"], customer=getattr(state, "customer", None), site=getattr(state, "site", None),
-        raised_at=fact["at"] if fact else datetime.now(timezone.utc), first_round=max(rounds, default=0) + 1)
+        raised_at=fact["at"] if fact else datetime.now(timezone.utc), first_round=max(rounds, default=0) + 1,
+        first_send_in_task=True)
 
 
 # --- the link in the message ----------------------------------------------------------------------

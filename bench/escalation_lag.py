@@ -245,7 +245,7 @@ async def measure(n: int, store: str, lead: float, boundary: float) -> float:
 async def delivery_stages(client: Client, recorder, prefix: str, n: int, deadline: datetime) -> dict[str, list[float]]:
     """Where the level-1 escalation's way to the mailbox goes, each stage in seconds after
     the deadline, from the Delivery workflow's history: started, its first workflow task
-    started and completed (the mail sent in it, `first-send-in-task`), and the regular mail
+    started and completed (the mail sent in it), and the regular mail
     activity scheduled and started (a retry, or a delivery started before that patch)."""
     out: dict[str, list[float]] = {"delivery workflow started": [], "its first task started": [],
                                    "its first task completed": [], "mail activity scheduled": [],

@@ -3,8 +3,8 @@ replays:
 
     .venv/bin/python -m tests.record_delivery_fixtures
 
-Today's code records the two shapes of the first send in the workflow's task
-(`first-send-in-task`), each the level-1 escalation of a breached ticket, started by its
+Today's code records the two shapes of the first send in the workflow's task (requests
+with `first_send_in_task`), each the level-1 escalation of a breached ticket, started by its
 case with the plan in the request, mailed to a real SMTP server (aiosmtpd) and
 acknowledged:
 

@@ -29,11 +29,13 @@ SYSTEM = "weibao"  # the actor of facts that timers record
 LOCAL = dict(start_to_close_timeout=timedelta(seconds=30),
              retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10),
                                       non_retryable_error_types=["IllegalStep", "UnknownCase", "UnknownTicket"]))
-OPENING_GRACE = timedelta(hours=1)
+OPENING_GRACE = timedelta(hours=1)  # a start whose opening Update never comes ends after this
 # Histories recorded before warnings and escalations were delivered start no delivery.
 PATCH_DELIVERY = "deliver-notifications"
 # Runs started before an alarm took one round trip raise theirs in four local activities.
-PATCH_ONE_ROUND_TRIP = "alarm-in-one-round-trip"  # a start whose opening Update never comes ends after this
+PATCH_ONE_ROUND_TRIP = "alarm-in-one-round-trip"
+# Runs started before the relay (activities/relay.py) start each alarm's delivery from its task.
+PATCH_DELIVERY_BY_RELAY = "deliveries-by-relay"
 
 
 class PendingAlarm(BaseModel):
@@ -183,24 +185,29 @@ class CaseWorkflow:
                                responsible=base["responsible"])
 
     async def _raise_at_once(self, alarm: sla.Alarm, base: dict, level: int) -> None:
-        """The alarm in one round trip (`raise_alarm`): breach, target, warning or escalation
-        and outbox in one local activity, then its delivery started."""
+        """The alarm in one round trip (`raise_alarm`): breach, target, warning or escalation,
+        outbox and the delivery to start in one local activity; the delivery relay
+        (activities/relay.py) starts it. Runs from before the relay start it here."""
         already = alarm.kind == "breach" and self.state.requested_level >= 1
         event, key, reason = sla.message(alarm)
         at = workflow.now()
+        by_relay = workflow.patched(PATCH_DELIVERY_BY_RELAY)
+        delivery = self._request(key, {"id": "", "name": ""}, event, reason, level=level, goal=alarm.goal,
+                                 deadline=alarm.deadline, responsible=base["responsible"]) if by_relay else None
         raised: AlarmRaised = await workflow.execute_local_activity_method(Recorder.raise_alarm, RaiseAlarm(
             kind=self.KIND, case_id=self.state.case_id, workflow_id=workflow.info().workflow_id, at=at, actor=SYSTEM,
             breach_key=alarm.key if alarm.kind == "breach" else None,
             breach_data={**base, **({"already_with_level": self.state.requested_level} if already else {})},
             escalate=not already, line=self._line(alarm, level), event=event, key=key,
-            data={**base, "level": level, "reason": reason}, case_ref=self._case_ref()), **LOCAL)
+            data={**base, "level": level, "reason": reason}, case_ref=self._case_ref(), delivery=delivery,
+            task_queue=workflow.info().task_queue), **LOCAL)
         for event_type, recorded in (("SlaBreached", raised.breach), (event, raised.alarm)):
             if recorded is not None:
                 self.record_log.facts.append(RecordedVersion(version=recorded.version, hash=recorded.hash))
                 self.state = type(self).fold(self.state, event_type, recorded.data, at, SYSTEM)
         self.changed = True
         self._index()
-        if raised.alarm is not None and raised.target is not None:
+        if not by_relay and raised.alarm is not None and raised.target is not None:
             await self._deliver(key, raised.target.model_dump(), event, reason, level=level, goal=alarm.goal,
                                 deadline=alarm.deadline, responsible=base["responsible"])
 
@@ -294,17 +301,24 @@ class CaseWorkflow:
         await self._deliver(key, target, event, reason, level=level, goal=goal, deadline=deadline,
                             responsible=responsible)
 
+    def _request(self, key: str, target: dict[str, str], event: str, reason: str, *, level: int,
+                 goal: str | None = None, deadline: datetime | None = None,
+                 responsible: str | None = None) -> DeliveryRequest:
+        """What the notification's delivery needs to know (its target may be filled in later,
+        by `raise_alarm`, which resolves it)."""
+        s = self.state
+        return DeliveryRequest(
+            notice=f"{workflow.info().workflow_id}:{key}", kind=self.KIND, case_id=s.case_id, event=event,
+            to=target["id"], to_name=target.get("name", ""), level=level, goal=goal, deadline=deadline,
+            responsible=responsible, reason=reason, customer=getattr(s, "customer", None),
+            site=getattr(s, "site", None), raised_at=workflow.now())
+
     async def _deliver(self, key: str, target: dict[str, str], event: str, reason: str, *, level: int,
                        goal: str | None = None, deadline: datetime | None = None,
                        responsible: str | None = None) -> None:
         """Start the notification's delivery (workflows/delivery.py), which runs on its own."""
-        notice = f"{workflow.info().workflow_id}:{key}"
-        s = self.state
-        request = DeliveryRequest(
-            notice=notice, kind=self.KIND, case_id=s.case_id, event=event, to=target["id"],
-            to_name=target.get("name", ""), level=level, goal=goal, deadline=deadline, responsible=responsible,
-            reason=reason, customer=getattr(s, "customer", None), site=getattr(s, "site", None),
-            raised_at=workflow.now())
+        request = self._request(key, target, event, reason, level=level, goal=goal, deadline=deadline,
+                                responsible=responsible)
         await workflow.execute_local_activity_method(
             DeliveryStarter.start_delivery, StartDelivery(task_queue=workflow.info().task_queue, request=request),
             **LOCAL)

@@ -1,7 +1,9 @@
 """DeliveryWorkflow: one warning or escalation delivered to its target and, for an
 escalation, acknowledged (§九.A.2, §九.C.2: every report and complaint is followed up).
 
-Started by the case's workflow (the `start_delivery` local activity) once the fact is recorded, so
+Started once the fact is recorded, by the delivery relay (activities/relay.py) from what the
+alarm left in the outbox (or, in case runs from before the relay, by the case's workflow
+through the `start_delivery` local activity), on the deliveries' own task queue, so
 delivery holds nothing up: a channel down for an hour delays no alarm, no step and no
 other case, and a case that closes while a delivery retries still delivers it.
 
@@ -31,8 +33,6 @@ with workflow.unsafe.imports_passed_through():
 
 
 SEND = timedelta(seconds=30)  # one attempt on one channel (the channel's own timeout is WEIBAO_NOTIFY_TIMEOUT)
-# Deliveries started before the first send moved into the workflow's task send it as a regular activity.
-PATCH_FIRST_SEND_IN_TASK = "first-send-in-task"
 
 
 def reason_of(e: ActivityError | ApplicationError) -> tuple[str, bool]:
@@ -93,7 +93,7 @@ class DeliveryWorkflow:
         job = ChannelDelivery(notice=self.req.notice, channel=channel, round=round_, to=self.req.to,
                               title=plan.title, body=plan.body, attempts=plan.attempts)
         try:
-            if workflow.patched(PATCH_FIRST_SEND_IN_TASK):
+            if self.req.first_send_in_task:
                 await self._send_first_in_task(plan, job)
             else:
                 await workflow.execute_activity_method(Deliveries.deliver, job, start_to_close_timeout=SEND,

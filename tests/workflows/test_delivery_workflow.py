@@ -72,6 +72,9 @@ async def test_a_channel_failing_for_good_gives_up_on_record_and_the_next_level_
     await dispatch(handle)
     await sleep_until(env, state.reported_at + 4 * H + MINUTE)
     tid = state.ticket_id
+    notice = f"ticket-{tid}:on_site:breach:escalated"
+    # the relay starts the delivery just after the breach (in real time): its first attempt fails
+    await eventually(lambda: stack.outbox.attempts(notice), "the first attempt on record")
     await env.sleep(10 * MINUTE)
     given_up = await eventually(lambda: [e for e in events(stack, tid, "NotificationGivenUp")
                                          if e["data"]["to"] == "S001"], "delivery to S001 given up")
