@@ -37,7 +37,10 @@ class Outbox:
             self._p = "?"
         else:
             import psycopg_pool
-            self._pool = psycopg_pool.ConnectionPool(config.postgres_conninfo(), min_size=1, max_size=4, open=True,
+            # as many connections as the worker has threads for the alarms that write here
+            # (opened as they are needed): with four, the alarms of a burst queued for them
+            size = max(4, config.settings().worker_threads)
+            self._pool = psycopg_pool.ConnectionPool(config.postgres_conninfo(), min_size=1, max_size=size, open=True,
                                                      check=psycopg_pool.ConnectionPool.check_connection)
             self._p = "%s"
         for statement in ddl:
@@ -47,24 +50,38 @@ class Outbox:
         return sql.replace("?", self._p)
 
     def _execute(self, sql: str, params: tuple, fetch: bool = False) -> list[tuple]:
+        return self._transaction([(sql, params)], fetch)
+
+    def _transaction(self, statements: list[tuple[str, tuple]], fetch: bool = False) -> list[tuple]:
+        """The statements in one transaction; the last one's rows when `fetch`."""
+        cur = None
         if self.kind == "sqlite":
             conn = getattr(self._local, "conn", None)
             if conn is None:
                 conn = self._local.conn = sqlite3.connect(self._path, timeout=10)
             with conn:
-                cur = conn.execute(sql, params)
+                for sql, params in statements:
+                    cur = conn.execute(sql, params)
                 return cur.fetchall() if fetch else []
         with self._pool.connection() as conn:
-            cur = conn.execute(self._sql(sql), params)
+            for sql, params in statements:
+                cur = conn.execute(self._sql(sql), params)
             return cur.fetchall() if fetch else []
 
     def _now(self) -> Any:
         now = datetime.now(timezone.utc)
         return now.isoformat() if self.kind == "sqlite" else now
 
-    def add(self, id: str, ticket_id: str, target: str, kind: str, reason: str) -> None:
-        self._execute("INSERT INTO notifications VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                      (id, ticket_id, target, kind, reason, self._now()))
+    def add(self, id: str, ticket_id: str, target: str, kind: str, reason: str,
+            start: tuple[str, str] | None = None) -> None:
+        """The notification; with `start` (task queue, request JSON), its delivery for the
+        relay to start, in the same transaction (`to_start`)."""
+        now = self._now()
+        statements = [("INSERT INTO notifications VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                       (id, ticket_id, target, kind, reason, now))]
+        if start is not None:
+            statements.append((self._TO_START, (id, *start, now)))
+        self._transaction(statements)
 
     def for_ticket(self, ticket_id: str) -> list[dict[str, Any]]:
         rows = self._execute("SELECT * FROM notifications WHERE ticket_id = ? ORDER BY created_at, id", (ticket_id,),
@@ -73,10 +90,11 @@ class Outbox:
 
     # --- deliveries to start (activities/relay.py) -------------------------------------------
 
+    _TO_START = "INSERT INTO delivery_starts VALUES (?, ?, ?, ?, NULL) ON CONFLICT (notice) DO NOTHING"
+
     def to_start(self, notice: str, task_queue: str, request: str) -> None:
         """A delivery for the relay to start: its request (JSON) and the cases' task queue."""
-        self._execute("INSERT INTO delivery_starts VALUES (?, ?, ?, ?, NULL) ON CONFLICT (notice) DO NOTHING",
-                      (notice, task_queue, request, self._now()))
+        self._execute(self._TO_START, (notice, task_queue, request, self._now()))
 
     def unstarted(self, task_queue: str, limit: int = 100) -> list[tuple[str, str]]:
         """(notice, request) of the deliveries on `task_queue` not started yet, oldest first."""

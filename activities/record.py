@@ -207,13 +207,13 @@ class Recorder:
         if case.pending_events:
             self.store.save(case)  # the breach and its escalation in one transaction
         if answer.alarm is not None and self.outbox is not None:
-            notice = f"{req.workflow_id}:{req.key}"
-            self.outbox.add(notice, req.case_ref, answer.alarm.data["to"], req.event,
-                            answer.alarm.data.get("reason", ""))
+            notice, start = f"{req.workflow_id}:{req.key}", None
             if req.delivery is not None:
                 request = req.delivery.model_copy(update={"notice": notice, "to": answer.alarm.data["to"],
                                                           "to_name": answer.alarm.data.get("to_name", "")})
-                self.outbox.to_start(notice, req.task_queue, request.model_dump_json())
+                start = (req.task_queue, request.model_dump_json())
+            self.outbox.add(notice, req.case_ref, answer.alarm.data["to"], req.event,
+                            answer.alarm.data.get("reason", ""), start=start)
         return answer
 
     @activity.defn(name="record")
