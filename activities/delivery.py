@@ -11,8 +11,9 @@ Acknowledgement links carry a signed, expiring token (itsdangerous) naming the n
 its target; the Delivery workflow accepts one acknowledgement, so a link works once."""
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import BaseModel
@@ -23,6 +24,9 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.outbox import Outbox
 from domain.org import Org
+
+if TYPE_CHECKING:
+    from activities.settings import Settings
 
 
 class DeliveryRequest(BaseModel):
@@ -96,12 +100,12 @@ def delivery_queue(task_queue: str) -> str:
     return f"{task_queue}-delivery"
 
 
-def budget() -> dict[str, Any]:
+def budget(s: "Settings | None" = None) -> dict[str, Any]:
     """The retry budget and acknowledgement times (README "Notifications")."""
     from activities import config
     from activities.settings import duration
 
-    s = config.settings()
+    s = s or config.settings()
     return {"attempts": s.delivery_attempts, "first_retry": duration(s.delivery_first_retry),
             "longest_retry": duration(s.delivery_longest_retry), "resend_after": duration(s.ack_within),
             "ack_horizon": duration(s.ack_link_ttl)}
@@ -111,7 +115,12 @@ def budget() -> dict[str, Any]:
 
 def _serializer() -> URLSafeTimedSerializer:
     from activities import config
-    return URLSafeTimedSerializer(config.secret_key(), salt="weibao-escalation-ack")
+    return _serializer_for(config.secret_key())
+
+
+@functools.lru_cache(maxsize=4)
+def _serializer_for(key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(key, salt="weibao-escalation-ack")
 
 
 def ack_token(notice: str, to: str) -> str:
@@ -139,15 +148,16 @@ def make_plan(org: Org, req: DeliveryRequest) -> DeliveryPlan:
     from activities import config, deliver
     from domain import notices
 
+    s = config.settings()  # once: each call reads the environment
     staff = org.get(req.to)
     responsible = org.get(req.responsible)
-    channels = deliver.channels_for(staff, config.settings()) if staff else []
-    link = f"{config.public_url()}/ack/{ack_token(req.notice, req.to)}" if req.needs_ack else None
+    channels = deliver.channels_for(staff, s) if staff else []
+    link = f"{str(s.public_url).rstrip('/')}/ack/{ack_token(req.notice, req.to)}" if req.needs_ack else None
     title, body = notices.render(
         kind=req.kind, case_id=req.case_id, customer=req.customer, site=req.site, goal=req.goal,
         deadline=req.deadline, responsible=req.responsible, responsible_name=responsible.name if responsible else None,
         level=req.level, event=req.event, reason=req.reason, ack_url=link)
-    return DeliveryPlan(channels=channels, title=title, body=body, **budget())
+    return DeliveryPlan(channels=channels, title=title, body=body, **budget(s))
 
 
 # --- activities -----------------------------------------------------------------------------
