@@ -75,7 +75,7 @@ class Outbox:
     def add(self, id: str, ticket_id: str, target: str, kind: str, reason: str,
             start: tuple[str, str] | None = None) -> None:
         """The notification; with `start` (task queue, request JSON), its delivery for the
-        relay to start, in the same transaction (`to_start`)."""
+        relay to start, in the same transaction."""
         now = self._now()
         statements = [("INSERT INTO notifications VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                        (id, ticket_id, target, kind, reason, now))]
@@ -91,10 +91,6 @@ class Outbox:
     # --- deliveries to start (activities/relay.py) -------------------------------------------
 
     _TO_START = "INSERT INTO delivery_starts VALUES (?, ?, ?, ?, NULL) ON CONFLICT (notice) DO NOTHING"
-
-    def to_start(self, notice: str, task_queue: str, request: str) -> None:
-        """A delivery for the relay to start: its request (JSON) and the cases' task queue."""
-        self._execute(self._TO_START, (notice, task_queue, request, self._now()))
 
     def unstarted(self, task_queue: str, limit: int = 100) -> list[tuple[str, str]]:
         """(notice, request) of the deliveries on `task_queue` not started yet, oldest first."""

@@ -2,7 +2,9 @@
 server (aiosmtpd): an alarm leaves its delivery on record and starts nothing itself; a
 relay that was not running then (a worker killed between the alarm and the start) starts
 it when one runs, and it is delivered once; the relay holds deliveries back while alarms
-are being raised, for a bounded time."""
+are being raised, for a bounded time; the outbox keeps a delivery to start once, in the
+notification's transaction, per task queue, and numbers attempts in the order made, on
+SQLite and PostgreSQL."""
 import uuid
 from datetime import timedelta
 
@@ -10,6 +12,7 @@ import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import relay
+from activities.outbox import Outbox
 from tests.conftest import dispatch, end_started_workflows, report, sleep_until
 from tests.notify_fixtures import events, eventually, smtp  # noqa: F401 (smtp is a fixture)
 from workflows import search
@@ -60,11 +63,24 @@ def test_the_relay_waits_for_a_pause_in_the_alarms_but_not_for_ever():
     assert relay.ready(now=woken + relay.MAX_DEFER, last_alarm=woken + relay.MAX_DEFER - 0.01, woken=woken)
 
 
-def test_a_delivery_to_start_is_kept_once_and_read_per_task_queue(stack):
-    outbox = stack.outbox
-    outbox.to_start("n1", "q1", '{"a": 1}')
-    outbox.to_start("n1", "q1", '{"a": 2}')  # raise_alarm run again: the first stays
-    outbox.to_start("n2", "q2", '{"b": 1}')
-    assert outbox.unstarted("q1") == [("n1", '{"a": 1}')]
-    outbox.started(["n1"])
-    assert outbox.unstarted("q1") == [] and outbox.unstarted("q2") == [("n2", '{"b": 1}')]
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_delivery_to_start_is_kept_once_with_its_notification_and_read_per_task_queue(use_store, kind):
+    use_store(kind)
+    outbox = Outbox()
+    try:
+        outbox.add("n1", "ticket:t1", "S001", "Escalated", "late", start=("q1", '{"a": 1}'))
+        outbox.add("n1", "ticket:t1", "S001", "Escalated", "late", start=("q1", '{"a": 2}'))  # raise_alarm again
+        outbox.add("n2", "ticket:t2", "S001", "Escalated", "late", start=("q2", '{"b": 1}'))
+        outbox.add("n3", "ticket:t3", "S001", "Escalated", "late")  # started by its case's workflow: not here
+        assert outbox.unstarted("q1") == [("n1", '{"a": 1}')]
+        assert outbox.notice("n1")["status"] == "pending"  # the notification is there with it
+        outbox.started(["n1"])
+        assert outbox.unstarted("q1") == [] and outbox.unstarted("q2") == [("n2", '{"b": 1}')]
+        # attempts are numbered in the order made, whatever number the activity thought it was
+        outbox.attempt("n1", "email", 1, "failed", "down")
+        outbox.attempt("n1", "email", 1, "sent")
+        outbox.attempt("n1", "email", 2, "sent")
+        assert [(a["round"], a["attempt"], a["status"]) for a in outbox.attempts("n1")] == [
+            (1, 1, "failed"), (1, 2, "sent"), (2, 1, "sent")]
+    finally:
+        outbox.close()
