@@ -95,7 +95,7 @@ def build_worker(client: Client, recorder: Recorder, task_queue: str | None = No
                  max_concurrent_activities=deliveries, graceful_shutdown_timeout=timedelta(seconds=10),
                  workflow_runner=workflow_runner())
     queue = task_queue or config.task_queue()
-    sending = [*Deliveries(recorder.org, recorder.outbox).all()]
+    sending = Deliveries(recorder.org, recorder.outbox).all()
     cases = Worker(
         client,
         task_queue=queue,
@@ -109,7 +109,7 @@ def build_worker(client: Client, recorder: Recorder, task_queue: str | None = No
         client,
         task_queue=delivery_queue(queue),
         workflows=[DeliveryWorkflow],
-        activities=[*recorder.all(), *sending],
+        activities=[recorder.record_case, *sending],  # what the Delivery workflow calls
         activity_executor=ThreadPoolExecutor(max_workers=s.delivery_slots, thread_name_prefix="delivery"),
         max_concurrent_local_activities=s.delivery_slots, max_concurrent_activities=s.delivery_slots,
         graceful_shutdown_timeout=timedelta(seconds=10), workflow_runner=workflow_runner(),

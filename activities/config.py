@@ -129,6 +129,6 @@ def secret_key() -> str:
     return path.read_text().strip()
 
 
-def public_url() -> str:
+def public_url(settings: Settings | None = None) -> str:
     """Where people open weibao's links (WEIBAO_PUBLIC_URL, checked by the settings)."""
-    return str(load().public_url).rstrip("/")
+    return str((settings or load()).public_url).rstrip("/")

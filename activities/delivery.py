@@ -93,6 +93,10 @@ class Acknowledgement(BaseModel):
     at: datetime | None = None
 
 
+def delivery_workflow_id(notice: str) -> str:
+    return f"delivery-{notice}"
+
+
 def delivery_queue(task_queue: str) -> str:
     """The task queue of the deliveries of the cases on `task_queue`: served by a worker of
     its own in each worker process (worker.build_worker), so that the sends, the slots they
@@ -152,7 +156,7 @@ def make_plan(org: Org, req: DeliveryRequest) -> DeliveryPlan:
     staff = org.get(req.to)
     responsible = org.get(req.responsible)
     channels = deliver.channels_for(staff, s) if staff else []
-    link = f"{str(s.public_url).rstrip('/')}/ack/{ack_token(req.notice, req.to)}" if req.needs_ack else None
+    link = f"{config.public_url(s)}/ack/{ack_token(req.notice, req.to)}" if req.needs_ack else None
     title, body = notices.render(
         kind=req.kind, case_id=req.case_id, customer=req.customer, site=req.site, goal=req.goal,
         deadline=req.deadline, responsible=req.responsible, responsible_name=responsible.name if responsible else None,
@@ -196,7 +200,7 @@ class Deliveries:
 async def start_delivery(client: Client, org: Org, request: DeliveryRequest, task_queue: str) -> str:
     """Start the delivery of `request` (its plan made here if it has none) for the cases on
     `task_queue`, once: a second start of the same notice is a no-op. Its workflow id."""
-    workflow_id = f"delivery-{request.notice}"
+    workflow_id = delivery_workflow_id(request.notice)
     request = request.model_copy(update={"plan": request.plan or make_plan(org, request), "first_send_in_task": True})
     try:
         await client.start_workflow("Delivery", request, id=workflow_id, task_queue=delivery_queue(task_queue),

@@ -98,9 +98,9 @@ class Outbox:
                              "ORDER BY created_at, notice LIMIT ?", (task_queue, limit), fetch=True)
 
     def started(self, notices: list[str]) -> None:
-        for notice in notices:
-            self._execute("UPDATE delivery_starts SET started_at = ? WHERE notice = ? AND started_at IS NULL",
-                          (self._now(), notice))
+        now = self._now()
+        self._transaction([("UPDATE delivery_starts SET started_at = ? WHERE notice = ? AND started_at IS NULL",
+                            (now, notice)) for notice in notices])
 
     # --- delivery attempts -----------------------------------------------------------------
 

@@ -27,7 +27,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.delivery import Acknowledgement, ChannelDelivery, Deliveries, DeliveryPlan, DeliveryRequest
+    # delivery_workflow_id is defined beside the starter and imported from here by the API too
+    from activities.delivery import (Acknowledgement, ChannelDelivery, Deliveries, DeliveryPlan, DeliveryRequest,
+                                     delivery_workflow_id)
     from activities.record import Recorded, RecordFact, Recorder
     from workflows.casework import LOCAL, SYSTEM, CaseRecord, RecordedVersion
 
@@ -41,10 +43,6 @@ def reason_of(e: ActivityError | ApplicationError) -> tuple[str, bool]:
     if isinstance(cause, ApplicationError):
         return cause.message, cause.type == "Undeliverable"
     return str(cause or e), False
-
-
-def delivery_workflow_id(notice: str) -> str:
-    return f"delivery-{notice}"
 
 
 # Not in the sandbox: every notification starts a Delivery workflow, and a sandboxed one
