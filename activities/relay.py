@@ -36,6 +36,7 @@ MAX_DEFER = 10.0  # a stream of alarms holds the deliveries back no longer than 
 SCAN = 5.0  # seconds between looks for deliveries nobody woke the relay for
 BATCH = 100  # deliveries read at a time
 STARTS = 8  # starts in flight at once
+STOP = 10.0  # seconds a stopping relay gives the look in progress before it is cancelled
 
 
 def ready(now: float, last_alarm: float, woken: float) -> bool:
@@ -52,6 +53,7 @@ class DeliveryRelay:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """From any thread (`raise_alarm` runs on the worker's): a delivery is waiting."""
@@ -65,20 +67,23 @@ class DeliveryRelay:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        """Stop after the look in progress: a read or a start cut off by a cancellation would go
+        on in its thread after the relay and its outbox are gone."""
         self.recorder.relays.remove(self.wake)
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+            with suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._task, STOP)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 more = await self.relay()
             except Exception:  # the store or Temporal unreachable: the rows wait for the next look
                 log.warning("delivery relay on %s: will try again in %.0f s", self.task_queue, SCAN, exc_info=True)
                 more = False
-            if more:
+            if more or self._stopping:
                 continue
             with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SCAN)
@@ -88,6 +93,8 @@ class DeliveryRelay:
         self._wake.clear()
         woken = time.monotonic()
         while not ready(time.monotonic(), self.recorder.last_alarm, woken):
+            if self._stopping:
+                return False
             await asyncio.sleep(QUIET)
         outbox = self.recorder.outbox
         if outbox is None:
