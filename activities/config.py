@@ -5,6 +5,9 @@ the environment as it is at the call, checked; a bad value raises settings.Confi
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from domain.org import Org
 
 __all__ = ["ROOT", "ConfigError", "Settings", "settings", "startup", "env", "temporal_address",
            "temporal_namespace", "temporal_connect_config", "task_queue", "data_dir", "store_kind",
-           "sqlite_path", "postgres", "postgres_conninfo", "org_file", "load_org", "windows", "binary"]
+           "sqlite_path", "sqlite_file", "postgres", "postgres_conninfo", "org_file", "load_org", "windows", "binary"]
 
 
 def settings() -> Settings:
@@ -60,6 +63,26 @@ def store_kind() -> str:
 
 def sqlite_path() -> Path:
     return load().sqlite_path
+
+
+def sqlite_file(wait: float = 10.0) -> Path:
+    """The SQLite file, its folder made and the file in write-ahead-log mode, for every
+    process that opens it (worker, API, runner, CLI). Two processes opening a new file at
+    once both try to switch it, and SQLite refuses the second switch with "database is
+    locked" rather than waiting: it is tried again here, for up to `wait` seconds, before
+    anything else opens the file (the event store then finds it in WAL mode already)."""
+    path = sqlite_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with closing(sqlite3.connect(path, timeout=wait)) as conn:
+                if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() == "wal":
+                    return path
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
 
 
 def postgres() -> dict[str, str]:

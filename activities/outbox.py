@@ -32,8 +32,7 @@ class Outbox:
                "CREATE INDEX IF NOT EXISTS delivery_starts_pending ON delivery_starts (task_queue, created_at) "
                "WHERE started_at IS NULL"]
         if self.kind == "sqlite":
-            self._path = str(config.sqlite_path())
-            config.sqlite_path().parent.mkdir(parents=True, exist_ok=True)
+            self._path = str(config.sqlite_file())
             self._p = "?"
         else:
             import psycopg_pool

@@ -17,8 +17,7 @@ from domain.chained import case_uuid
 def store_env(kind: str | None = None, **overrides: str) -> dict[str, str]:
     kind = kind or config.store_kind()
     if kind == "sqlite":
-        path = config.sqlite_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = config.sqlite_file()
         env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path),
                "SQLITE_LOCK_TIMEOUT": "10"}
     else:

@@ -17,10 +17,8 @@ class Database:
         self.kind = kind or config.store_kind()
         self._lock = threading.Lock()
         if self.kind == "sqlite":
-            path = config.sqlite_path()
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path = config.sqlite_file()
             self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
-            self._conn.execute("PRAGMA journal_mode=WAL")
             self._pool = None
         else:
             from psycopg_pool import ConnectionPool

@@ -5,8 +5,10 @@ processes stopping at start with exit status 2 and no traceback."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -70,6 +72,33 @@ def test_a_changed_environment_is_seen_by_the_next_call(monkeypatch, tmp_path):
     assert config.sqlite_path() == tmp_path / "other.db"
     monkeypatch.setenv("WEIBAO_SQLITE_PATH", "")  # empty counts as unset
     assert config.sqlite_path() == tmp_path / "events.db"
+
+
+def test_the_sqlite_file_is_switched_to_wal_even_while_another_process_writes_to_it(monkeypatch, tmp_path):
+    """SQLite refuses a switch to WAL at once, without waiting, while another connection
+    writes to the file in its old mode (two processes opening a new store together):
+    the switch is tried again until the writer is done, and given up after the wait."""
+    monkeypatch.setenv("WEIBAO_SQLITE_PATH", str(tmp_path / "new" / "events.db"))
+    (tmp_path / "new").mkdir()
+    writer = sqlite3.connect(tmp_path / "new" / "events.db", isolation_level=None)
+    writer.execute("CREATE TABLE t (a)")
+    writer.execute("BEGIN IMMEDIATE")  # the other process, mid-write, in the rollback journal
+    writer.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        config.sqlite_file(wait=0)  # held for good: refused once the wait is over
+    waits = []
+
+    def writer_done(seconds: float) -> None:  # the pause between tries: the writer commits
+        waits.append(seconds)
+        writer.execute("COMMIT")
+
+    monkeypatch.setattr(config.time, "sleep", writer_done)
+    path = config.sqlite_file()
+    assert len(waits) == 1  # refused once, then switched
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT a FROM t").fetchall() == [(1,)]
+    writer.close()
 
 
 def test_values_are_normalised_and_windows_parsed(monkeypatch):

@@ -46,7 +46,10 @@ async def test_an_alarm_leaves_its_delivery_to_the_relay_which_starts_it_once_ev
             assert smtp.mailbox.to("wu.gang@example.com") == []
 
             async with workers.relay:  # a worker with its relay is back: it finds what was left
-                await eventually(lambda: events(stack, tid, "NotificationSent"), "delivered by the relay")
+                # the escalation's own delivery (the engineer's warning goes out beside it)
+                await eventually(lambda: [e for e in events(stack, tid, "NotificationSent")
+                                          if e["data"]["notice"] == notice], "the escalation delivered by the relay")
+                await eventually(lambda: smtp.mailbox.to("wu.gang@example.com"), "the escalation's mail received")
                 await eventually(lambda: not stack.outbox.unstarted(tq), "every delivery marked started")
                 assert await workers.relay.relay() is False  # looking again starts nothing twice
             assert len(smtp.mailbox.to("wu.gang@example.com")) == 1
