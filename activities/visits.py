@@ -20,7 +20,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.steps import ReportTicket
 from workflows.case_messages import InspectionStart
-from workflows.messages import ReportCommand, StartTicket
+from workflows.messages import CODE, ReportCommand, StartTicket
 from workflows.ticket import TicketWorkflow, ticket_workflow_id
 
 
@@ -56,7 +56,7 @@ class Visits:
     async def open_fault_ticket(self, req: OpenFaultTicket) -> str:
         """Report a fault ticket for an inspection finding; the same ticket on a retry."""
         op = WithStartWorkflowOperation(
-            TicketWorkflow.run, StartTicket(ticket_id=req.ticket_id), id=ticket_workflow_id(req.ticket_id),
+            TicketWorkflow.run, StartTicket(ticket_id=req.ticket_id, code=CODE), id=ticket_workflow_id(req.ticket_id),
             task_queue=req.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
         try:

@@ -36,7 +36,7 @@ from domain.inspection_rules import InspectionState
 from domain.maintenance import PlanState, StartPlan
 from domain.org import Staff
 from domain.return_rules import RequestReturn, ReturnState
-from workflows.case_messages import CaseStart, PlanCommand, PlanStart, RegisterCommand, RequestCommand, StepCommand
+from workflows.case_messages import CODE, CaseStart, PlanCommand, PlanStart, RegisterCommand, RequestCommand, StepCommand
 from workflows.complaint import ComplaintWorkflow, complaint_workflow_id
 from workflows.inspection import InspectionWorkflow, inspection_workflow_id
 from workflows.plan import PlanWorkflow, plan_workflow_id
@@ -157,7 +157,8 @@ async def register_complaint(body: RegisterComplaint, staff: CurrentStaff, svc: 
         cid = f"c{token[:15]}" if token else f"c{uuid.uuid4().hex[:15]}"
         op = WithStartWorkflowOperation(
             ComplaintWorkflow.run,
-            CaseStart(case_id=cid, windows=configured_windows("WEIBAO_COMPLAINT_WINDOWS", complaint_rules.WINDOWS)),
+            CaseStart(case_id=cid, windows=configured_windows("WEIBAO_COMPLAINT_WINDOWS", complaint_rules.WINDOWS),
+                      code=CODE),
             id=complaint_workflow_id(cid), task_queue=svc.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
         state = await _start(svc, f"complaint {cid}", op, ComplaintWorkflow.register,
@@ -222,7 +223,8 @@ async def request_return(body: RequestReturn, staff: CurrentStaff, svc: Svc,
         rid = f"r{token[:15]}" if token else f"r{uuid.uuid4().hex[:15]}"
         handoffs = {g: w for g, (_, w) in return_rules.HANDOFFS.items()}
         op = WithStartWorkflowOperation(
-            ReturnWorkflow.run, CaseStart(case_id=rid, windows=configured_windows("WEIBAO_RETURN_WINDOWS", handoffs)),
+            ReturnWorkflow.run, CaseStart(case_id=rid, windows=configured_windows("WEIBAO_RETURN_WINDOWS", handoffs),
+                                      code=CODE),
             id=return_workflow_id(rid), task_queue=svc.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
         state = await _start(svc, f"return {rid}", op, ReturnWorkflow.request,
@@ -281,7 +283,7 @@ async def start_plan(contract_id: CaseId, body: StartPlan, staff: CurrentStaff, 
         op = WithStartWorkflowOperation(
             PlanWorkflow.run,
             PlanStart(contract_id=contract_id,
-                      windows=configured_windows("WEIBAO_INSPECTION_WINDOWS", inspection_rules.WINDOWS)),
+                      windows=configured_windows("WEIBAO_INSPECTION_WINDOWS", inspection_rules.WINDOWS), code=CODE),
             id=plan_workflow_id(contract_id), task_queue=svc.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
         # a fresh Update id: a second start of a running plan is refused, not deduplicated

@@ -33,7 +33,7 @@ from domain.org import Staff
 from domain.permissions import TicketFacts
 from domain.steps import STEPS, ReportTicket
 from projections import ticket_list
-from workflows.messages import ReportCommand, StartTicket, StepCommand
+from workflows.messages import CODE, ReportCommand, StartTicket, StepCommand
 from workflows.ticket import TicketWorkflow, ticket_workflow_id
 
 log = logging.getLogger("weibao.api")
@@ -120,7 +120,7 @@ async def report_ticket(report: ReportTicket, staff: CurrentStaff, svc: Svc,
     async def run(token: str | None) -> dict[str, Any]:
         ticket_id = f"k{token[:15]}" if token else uuid.uuid4().hex[:16]
         op = WithStartWorkflowOperation(
-            TicketWorkflow.run, StartTicket(ticket_id=ticket_id), id=ticket_workflow_id(ticket_id),
+            TicketWorkflow.run, StartTicket(ticket_id=ticket_id, code=CODE), id=ticket_workflow_id(ticket_id),
             task_queue=svc.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
         try:

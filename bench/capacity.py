@@ -59,7 +59,7 @@ class Tickets:
     async def open_up_to(self, target: int, concurrency: int) -> float:
         """Reports tickets until `target` are open; returns tickets per second."""
         from domain.steps import ReportTicket
-        from workflows.messages import ReportCommand, StartTicket
+        from workflows.messages import CODE, ReportCommand, StartTicket
         from workflows.ticket import TicketWorkflow, ticket_workflow_id
 
         report = ReportCommand(actor="C001", report=ReportTicket(
@@ -73,7 +73,7 @@ class Tickets:
         async def reporter() -> None:
             while not queue.empty():
                 tid = queue.get_nowait()
-                op = WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid),
+                op = WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid, code=CODE),
                                                 id=ticket_workflow_id(tid), task_queue=self.tq,
                                                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
                 await self.client.execute_update_with_start_workflow(TicketWorkflow.report, report,

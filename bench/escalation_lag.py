@@ -136,7 +136,7 @@ async def measure(n: int, store: str, lead: float, boundary: float) -> float:
     from domain.policy import Goal, Severity, Zone
     from domain.steps import ReportTicket
     from worker import build_worker
-    from workflows.messages import ReportCommand, StartTicket
+    from workflows.messages import CODE, ReportCommand, StartTicket
     from workflows.ticket import TicketWorkflow, ticket_workflow_id
 
     data = Path(tempfile.mkdtemp(prefix="weibao-lag-"))
@@ -174,7 +174,7 @@ async def measure(n: int, store: str, lead: float, boundary: float) -> float:
                 async def one(i: int) -> datetime:
                     tid = f"{prefix}-{i}"
                     async with sem:
-                        op = WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid),
+                        op = WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid, code=CODE),
                                                         id=ticket_workflow_id(tid), task_queue=tq,
                                                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
                         state = await client.execute_update_with_start_workflow(

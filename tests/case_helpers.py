@@ -15,7 +15,7 @@ from domain.complaint_rules import RegisterComplaint
 from domain.maintenance import StartPlan
 from domain.return_rules import RequestReturn
 from tests.conftest import STARTED, settle
-from workflows.case_messages import (CaseStart, InspectionStart, PlanCommand, PlanStart, RegisterCommand,
+from workflows.case_messages import (CODE, CaseStart, InspectionStart, PlanCommand, PlanStart, RegisterCommand,
                                      RequestCommand, StepCommand)
 from workflows.complaint import ComplaintWorkflow, complaint_workflow_id
 from workflows.inspection import InspectionWorkflow, inspection_workflow_id
@@ -38,7 +38,7 @@ def new_id(prefix: str) -> str:
 async def register_complaint(client: Client, task_queue: str, actor: str = "C001",
                              windows: dict[str, timedelta] | None = None, **fields: Any):
     cid = new_id("c")
-    op = WithStartWorkflowOperation(ComplaintWorkflow.run, CaseStart(case_id=cid, windows=windows),
+    op = WithStartWorkflowOperation(ComplaintWorkflow.run, CaseStart(case_id=cid, windows=windows, code=CODE),
                                     id=complaint_workflow_id(cid), task_queue=task_queue,
                                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     try:
@@ -54,7 +54,7 @@ async def register_complaint(client: Client, task_queue: str, actor: str = "C001
 async def request_return(client: Client, task_queue: str, actor: str = "C001",
                          windows: dict[str, timedelta] | None = None, **fields: Any):
     rid = new_id("r")
-    op = WithStartWorkflowOperation(ReturnWorkflow.run, CaseStart(case_id=rid, windows=windows),
+    op = WithStartWorkflowOperation(ReturnWorkflow.run, CaseStart(case_id=rid, windows=windows, code=CODE),
                                     id=return_workflow_id(rid), task_queue=task_queue,
                                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     try:
@@ -69,7 +69,7 @@ async def request_return(client: Client, task_queue: str, actor: str = "C001",
 async def start_plan(client: Client, task_queue: str, contract_id: str | None = None, actor: str = "S002",
                      **fields: Any):
     contract_id = contract_id or new_id("k")
-    op = WithStartWorkflowOperation(PlanWorkflow.run, PlanStart(contract_id=contract_id),
+    op = WithStartWorkflowOperation(PlanWorkflow.run, PlanStart(contract_id=contract_id, code=CODE),
                                     id=plan_workflow_id(contract_id), task_queue=task_queue,
                                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     try:
@@ -87,7 +87,7 @@ async def start_inspection(client: Client, task_queue: str, due_at, kind: str = 
     iid = new_id("i")
     handle = await client.start_workflow(
         InspectionWorkflow.run, InspectionStart(inspection_id=iid, contract_id="k-test", kind=kind, month=1,
-                                                due_at=due_at, window=window, **PLAN, responsible=responsible),
+                                                due_at=due_at, window=window, **PLAN, responsible=responsible, code=CODE),
         id=inspection_workflow_id(iid), task_queue=task_queue)
     STARTED.append(handle)
     return handle, await settle(handle, lambda s: s.status != "new", workflow=InspectionWorkflow)

@@ -22,6 +22,7 @@ from activities.record import Recorder
 from activities import config
 from worker import build_worker
 from workflows import search
+from workflows.messages import CODE
 from workflows.ticket import ReportCommand, StartTicket, StepCommand, TicketWorkflow, ticket_workflow_id
 from domain.steps import ReportTicket
 
@@ -140,10 +141,12 @@ REPORT = dict(customer="Kunming First People's Hospital", site="157 Jinbi Rd, Ku
 
 
 async def report(client: Client, task_queue: str, severity: str = "critical", zone: str = "A",
-                 ticket_id: str | None = None, actor: str = "C001", **extra):
+                 ticket_id: str | None = None, actor: str = "C001", code: int = CODE, **extra):
+    """A ticket reported as the API does (started by today's workflow code unless `code`
+    says an earlier one: 0 for a run started before workflows/messages.CODE)."""
     ticket_id = ticket_id or f"t{uuid.uuid4().hex[:12]}"
     op = WithStartWorkflowOperation(
-        TicketWorkflow.run, StartTicket(ticket_id=ticket_id), id=ticket_workflow_id(ticket_id),
+        TicketWorkflow.run, StartTicket(ticket_id=ticket_id, code=code), id=ticket_workflow_id(ticket_id),
         task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     state = await client.execute_update_with_start_workflow(
         TicketWorkflow.report, ReportCommand(actor=actor, report=ReportTicket(**{**REPORT, **extra},

@@ -2,13 +2,15 @@
 
     .venv/bin/python -m tests.record_replay_fixture
 
-It writes `fixtures/ticket_history_delivery_relay.json` (or the file named as its
+It writes `fixtures/ticket_history_started_by_code_1.json` (or the file named as its
 argument). Kept beside it, recorded the same way by earlier code, all of which must
 replay: `ticket_history.json` (before tickets became a case kind, before the patch
 `ticket-records-through-record-case`) and `ticket_history_one_machinery.json` (after it,
 before warnings and escalations were delivered and raised in one round trip) and
 `ticket_history_one_round_trip.json` (after, before search attributes) and
-`ticket_history_search_attributes.json` (after, before the delivery relay). Re-record only on
+`ticket_history_search_attributes.json` (after, before the delivery relay) and
+`ticket_history_delivery_relay.json` (after, before runs carried the code that started
+them, workflows/messages.CODE). Re-record only on
 purpose: the point of a fixture is that it was recorded by an earlier version of the
 workflow, so a change that breaks in-flight tickets fails."""
 from __future__ import annotations
@@ -30,7 +32,7 @@ from activities.record import Recorder
 from tests.conftest import dispatch, report, running_worker, settle, sleep_until, step
 
 FIXTURE = Path(__file__).parent / "fixtures" / (sys.argv[1] if len(sys.argv) > 1 else
-                                                 "ticket_history_delivery_relay.json")
+                                                 "ticket_history_started_by_code_1.json")
 
 
 async def main() -> None:

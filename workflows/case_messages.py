@@ -12,15 +12,16 @@ from pydantic import BaseModel
 from domain.complaint_rules import RegisterComplaint
 from domain.maintenance import PlanState, StartPlan
 from domain.return_rules import RequestReturn
-from workflows.messages import StepCommand
+from workflows.messages import CODE, StepCommand
 
-__all__ = ["CaseStart", "PlanCommand", "PlanStart", "RegisterCommand", "RequestCommand", "InspectionStart",
+__all__ = ["CODE", "CaseStart", "PlanCommand", "PlanStart", "RegisterCommand", "RequestCommand", "InspectionStart",
            "StepCommand"]
 
 
 class CaseStart(BaseModel):
     case_id: str
     windows: dict[str, timedelta] | None = None  # overrides of the window table, per goal
+    code: int = 0  # the workflow code that started the run (workflows/messages.CODE)
 
 
 class RegisterCommand(BaseModel):
@@ -37,6 +38,7 @@ class PlanStart(BaseModel):
     contract_id: str
     state: PlanState | None = None  # carried over by continue-as-new
     windows: dict[str, timedelta] | None = None  # inspection windows per kind, for the visits it starts
+    code: int = 0  # the workflow code that started the run (workflows/messages.CODE)
 
 
 class PlanCommand(BaseModel):
@@ -56,3 +58,4 @@ class InspectionStart(BaseModel):
     contact_phone: str
     zone: str = "A"
     responsible: str | None = None
+    code: int = 0  # the workflow code that started the run (workflows/messages.CODE)

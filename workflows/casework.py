@@ -101,13 +101,27 @@ class CaseWorkflow:
     fold: ClassVar[Callable[..., CaseState]]
     state: CaseState
 
-    def _setup(self, state: CaseState) -> None:
+    def _setup(self, state: CaseState, code: int) -> None:
         self.state = state
+        self.code = code  # the workflow code that started the run (workflows/messages.CODE)
         self.record_log = CaseRecord(since=state.version)  # see `recorded`
         self.lock = asyncio.Lock()
         self.changed = False
         self.refused = False  # the opening Update was refused: the run ends at once
         self.indexed: dict = {}  # the search attributes as last upserted by this run
+
+    def _patched(self, patch_id: str) -> bool:
+        """`workflow.patched(patch_id)` for a run started before workflows/messages.CODE;
+        True without a marker for one started by it, since every patch so far came before.
+        Replaying, such a run still asks: a worker deployed before CODE (a rolling deploy,
+        the new API first) reads no `code` and may have recorded the run's first tasks
+        with their markers, which the replay must then meet; asked in a replay, `patched`
+        records nothing, and finds nothing in a history without them."""
+        if self.code < 1:
+            return workflow.patched(patch_id)
+        if workflow.unsafe.is_replaying():
+            workflow.patched(patch_id)
+        return True
 
     async def _opened(self) -> bool:
         """Wait for the opening Update (sent with the start); False when it was refused,
@@ -169,7 +183,7 @@ class CaseWorkflow:
             base = {"goal": alarm.goal, "deadline": alarm.deadline.isoformat(), "responsible": self._responsible(alarm),
                     "department": window.department, "due": alarm.at.isoformat()}  # when this alarm fell due
             level = sla.LEVEL[alarm.kind]
-            if workflow.patched(PATCH_ONE_ROUND_TRIP):
+            if self._patched(PATCH_ONE_ROUND_TRIP):
                 return await self._raise_at_once(alarm, base, level)
             if alarm.kind == "breach":
                 already = self.state.requested_level >= 1
@@ -191,7 +205,7 @@ class CaseWorkflow:
         already = alarm.kind == "breach" and self.state.requested_level >= 1
         event, key, reason = sla.message(alarm)
         at = workflow.now()
-        by_relay = workflow.patched(PATCH_DELIVERY_BY_RELAY)
+        by_relay = self._patched(PATCH_DELIVERY_BY_RELAY)
         delivery = self._request(key, {"id": "", "name": ""}, event, reason, level=level, goal=alarm.goal,
                                  deadline=alarm.deadline, responsible=base["responsible"]) if by_relay else None
         raised: AlarmRaised = await workflow.execute_local_activity_method(Recorder.raise_alarm, RaiseAlarm(
@@ -240,7 +254,7 @@ class CaseWorkflow:
         also lands in the run's TemporalChangeVersion attribute)."""
         now = search.values(self.KIND, self.state)
         updates = search.changes(now, self.indexed)
-        if not updates or not self.indexed and not workflow.patched(f"{search.PATCH}:{self.state.version}"):
+        if not updates or not self.indexed and not self._patched(f"{search.PATCH}:{self.state.version}"):
             return
         workflow.upsert_search_attributes(updates)
         self.indexed = now
@@ -295,7 +309,7 @@ class CaseWorkflow:
         await workflow.execute_local_activity_method(
             Recorder.notify, Notification(id=notice, ticket_id=self._case_ref(), target=target["id"], kind=event,
                                           reason=reason), **LOCAL)
-        if not workflow.patched(f"{PATCH_DELIVERY}:{key}"):
+        if not self._patched(f"{PATCH_DELIVERY}:{key}"):
             return  # a notification recorded before delivery existed (one patch per notification,
             # so a case open across the deploy delivers those that come after it)
         await self._deliver(key, target, event, reason, level=level, goal=goal, deadline=deadline,

@@ -37,7 +37,7 @@ class ComplaintWorkflow(CaseWorkflow):
 
     @workflow.init
     def __init__(self, start: CaseStart) -> None:
-        self._setup(ComplaintState(case_id=start.case_id))
+        self._setup(ComplaintState(case_id=start.case_id), start.code)
         self.windows = windows(start.windows, complaint_rules.WINDOWS)
 
     @workflow.run

@@ -38,7 +38,7 @@ class InspectionWorkflow(CaseWorkflow):
 
     @workflow.init
     def __init__(self, start: InspectionStart) -> None:
-        self._setup(InspectionState(case_id=start.inspection_id))
+        self._setup(InspectionState(case_id=start.inspection_id), start.code)
 
     @workflow.run
     async def run(self, start: InspectionStart) -> InspectionState:

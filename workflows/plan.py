@@ -43,7 +43,7 @@ class PlanWorkflow(CaseWorkflow):
 
     @workflow.init
     def __init__(self, start: PlanStart) -> None:
-        self._setup(start.state or PlanState(case_id=start.contract_id))
+        self._setup(start.state or PlanState(case_id=start.contract_id), start.code)
         self.windows = windows(start.windows, inspection_rules.WINDOWS)
 
     @workflow.run
@@ -66,7 +66,8 @@ class PlanWorkflow(CaseWorkflow):
                     pass  # the timer fired: the next visit is due
             await self._schedule(month)
             await workflow.wait_condition(workflow.all_handlers_finished)
-            workflow.continue_as_new(PlanStart(contract_id=start.contract_id, state=self.state, windows=start.windows))
+            workflow.continue_as_new(PlanStart(contract_id=start.contract_id, state=self.state, windows=start.windows,
+                                               code=self.code))
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
 
@@ -119,7 +120,7 @@ class PlanWorkflow(CaseWorkflow):
                 visit = InspectionStart(inspection_id=iid, contract_id=s.case_id, kind=kind, month=month,
                                         due_at=due_at(day), window=self.windows[kind], customer=s.customer,
                                         site=s.site, contact_phone=s.contact_phone, zone=s.zone,
-                                        responsible=s.responsible)
+                                        responsible=s.responsible, code=self.code)
                 await workflow.execute_activity_method(
                     Visits.start_inspection, StartVisit(task_queue=workflow.info().task_queue, visit=visit), **START)
                 await self._record("VisitScheduled", {"kind": kind, "month": month, "due_on": day.isoformat(),

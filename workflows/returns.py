@@ -36,7 +36,7 @@ class ReturnWorkflow(CaseWorkflow):
 
     @workflow.init
     def __init__(self, start: CaseStart) -> None:
-        self._setup(ReturnState(case_id=start.case_id))
+        self._setup(ReturnState(case_id=start.case_id), start.code)
         self.windows = windows(start.windows, {g: w for g, (_, w) in HANDOFFS.items()})
 
     @workflow.run

@@ -59,7 +59,7 @@ class TicketWorkflow(CaseWorkflow):
 
     @workflow.init
     def __init__(self, start: StartTicket) -> None:
-        self._setup(TicketState(case_id=start.ticket_id))
+        self._setup(TicketState(case_id=start.ticket_id), start.code)
 
     @workflow.run
     async def run(self, start: StartTicket) -> TicketState:
@@ -116,7 +116,7 @@ class TicketWorkflow(CaseWorkflow):
         """The windows from the table, consulted once as the fact is first recorded. The
         workflow folds the record's answer, so a later table does not change them on replay;
         a history recorded before the answer carried them replays with the first table."""
-        if workflow.patched(PATCH_ONE_RECORD):
+        if self._patched(PATCH_ONE_RECORD):
             return lifecycle.windows_data(reported_at, severity, zone)
         return lifecycle.first_windows_data(reported_at, severity, zone)
 
@@ -128,7 +128,7 @@ class TicketWorkflow(CaseWorkflow):
         return self.state.case_id
 
     async def _append(self, fact: RecordFact) -> int | Recorded:
-        if workflow.patched(PATCH_ONE_RECORD):
+        if self._patched(PATCH_ONE_RECORD):
             return await super()._append(fact)
         legacy = LegacyTicketRecord(ticket_id=fact.case_id, **fact.model_dump(exclude={"kind", "case_id"}))
         return await workflow.execute_local_activity_method(Recorder.record, legacy, **LOCAL)

@@ -28,7 +28,7 @@ from tests.case_helpers import register_complaint, step
 from tests.conftest import PG_DBNAME, REPORT, running_worker
 from workflows.casework import CaseRecord, RecordedVersion
 from workflows.complaint import ComplaintWorkflow
-from workflows.messages import StartTicket
+from workflows.messages import CODE, StartTicket
 from workflows.ticket import TicketWorkflow, ticket_workflow_id
 
 AT = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
@@ -316,7 +316,7 @@ async def test_verify_says_the_cross_check_was_not_possible_when_no_worker_answe
         services = Services.build(lonely.client, store, org, task_queue=f"nobody-{uuid.uuid4()}")
         try:
             tid = f"nw{uuid.uuid4().hex[:10]}"
-            await lonely.client.start_workflow(TicketWorkflow.run, StartTicket(ticket_id=tid),
+            await lonely.client.start_workflow(TicketWorkflow.run, StartTicket(ticket_id=tid, code=CODE),
                                                id=ticket_workflow_id(tid), task_queue=services.task_queue)
             Recorder(store, org, None).record(LegacyTicketRecord(
                 ticket_id=tid, command_id=f"ticket-{tid}:report", event_type="Reported", at=AT, actor="C001",

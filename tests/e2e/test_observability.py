@@ -32,6 +32,7 @@ from projections.runner import ReadModels, serve
 from tests.api_fixtures import Api, api, catch_up_ticket_list, end_api_workflows, free_port, served  # noqa: F401 (fixture)
 from tests.conftest import REPORT, running_worker
 from domain.steps import ReportTicket
+from workflows.messages import CODE
 from workflows.ticket import ReportCommand, StartTicket, TicketWorkflow, ticket_workflow_id
 
 
@@ -299,5 +300,5 @@ async def test_the_worker_serves_the_sdk_metrics_and_is_not_ready_naming_tempora
 def _start(tid: str):
     from temporalio.client import WithStartWorkflowOperation
     from temporalio.common import WorkflowIDConflictPolicy
-    return WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid), id=ticket_workflow_id(tid),
+    return WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid, code=CODE), id=ticket_workflow_id(tid),
                                       task_queue="obs", id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)

@@ -35,6 +35,7 @@ from activities.store import open_store
 from bench.common import dev_server
 from domain.steps import ReportTicket
 from tests.conftest import REPORT
+from workflows.messages import CODE
 from workflows.ticket import ReportCommand, StartTicket, StepCommand, TicketWorkflow, ticket_workflow_id
 
 TICKETS = 30
@@ -103,7 +104,7 @@ async def retried(call, what: str):
 
 async def one_ticket(client: Client, task_queue: str, ticket_id: str, progress: list[int]) -> None:
     op = lambda: WithStartWorkflowOperation(  # noqa: E731 (a fresh operation per attempt)
-        TicketWorkflow.run, StartTicket(ticket_id=ticket_id), id=ticket_workflow_id(ticket_id),
+        TicketWorkflow.run, StartTicket(ticket_id=ticket_id, code=CODE), id=ticket_workflow_id(ticket_id),
         task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     report = ReportCommand(actor="C001", report=ReportTicket(**REPORT, severity="critical", zone="A"))
     await retried(lambda: client.execute_update_with_start_workflow(

@@ -103,7 +103,7 @@ async def test_a_ticket_opened_before_the_attributes_is_indexed_from_its_next_fa
                  activities=stack.all(), activity_executor=ThreadPoolExecutor(4),
                  max_cached_workflows=0)  # no sticky queue for the next worker to wait out
     async with old:
-        handle, state = await report(env.client, queue, "general", "A")
+        handle, state = await report(env.client, queue, "general", "A", code=0)  # started before CODE
         await step(handle, "triage", "S001", severity="general", zone="A", service_category="free")
     assert await attributes(handle) == {}
     # the new code replays the recorded steps (no cache: every task replays) without
