@@ -2,7 +2,7 @@
 stands on: bare workflows taking as many Updates, each running a no-op local activity.
 
     .venv/bin/python bench/lifecycle.py [-n 25] [--rounds 20] [-c 8] [--store sqlite|postgres|both]
-                                        [--bare-unsandboxed]
+                                        [--bare-unsandboxed] [--code N]
 
 Both run in the same process on the same dev server (SQLite file, WAL), in pairs of short
 rounds back to back (which goes first alternates), so that each pair meets the shared
@@ -14,7 +14,10 @@ missing; tickets get new ids, so nothing is dropped); `both` runs one after the 
 
 weibao's worker is built as `worker.py` builds it, so its workflows run outside the SDK's
 sandbox unless WEIBAO_WORKFLOW_SANDBOX=true; the bare workflows run in it (the SDK's
-default) unless --bare-unsandboxed, which takes the sandbox's cost out of the baseline too."""
+default) unless --bare-unsandboxed, which takes the sandbox's cost out of the baseline too.
+The tickets are started as today's API starts them (workflows/messages.CODE) unless
+--code 0 starts them as runs started before it were: asking `workflow.patched` at each
+change, with a marker and a TemporalChangeVersion upsert for each."""
 from __future__ import annotations
 
 import argparse
@@ -59,12 +62,17 @@ async def bare_one(client: Client, tq: str) -> None:
     await handle.result()
 
 
+START_CODE: int | None = None  # --code: None for today's
+
+
 async def ticket_one(client: Client, tq: str) -> None:
     from domain.steps import ReportTicket
+    from workflows.messages import CODE
     from workflows.ticket import ReportCommand, StartTicket, StepCommand, TicketWorkflow, ticket_workflow_id
 
     tid = f"b{uuid.uuid4().hex[:12]}"
-    op = WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid), id=ticket_workflow_id(tid),
+    code = CODE if START_CODE is None else START_CODE
+    op = WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid, code=code), id=ticket_workflow_id(tid),
                                     task_queue=tq, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     report = ReportTicket(customer="Kunming No.2 Hospital", site="Kunming", contact_phone="0871-1234567",
                           product_model="HIS-Server", symptoms="HIS down", channel="phone",
@@ -121,7 +129,8 @@ async def main(n: int, concurrency: int, rounds: int, store: str = "sqlite", pg_
                           flush=True)
     ratio, low, high = paired([t / b for t, b in zip(rates["weibao"], rates["bare"])])
     print(f"N={n} per round, {rounds} pairs, concurrency={concurrency} updates per lifecycle={UPDATES} "
-          f"event store={store} bare workflows {'outside' if bare_unsandboxed else 'in'} the sandbox")
+          f"event store={store} bare workflows {'outside' if bare_unsandboxed else 'in'} the sandbox"
+          f"{'' if START_CODE is None else f' tickets started as code {START_CODE}'}")
     print(f"bare workflows (no-op local activity per Update): {statistics.median(rates['bare']):.1f} lifecycles/s "
           f"(median round; best {max(rates['bare']):.1f})")
     print(f"weibao ticket lifecycles:                          {statistics.median(rates['weibao']):.1f} lifecycles/s "
@@ -138,6 +147,9 @@ if __name__ == "__main__":
     p.add_argument("--store", choices=["sqlite", "postgres", "both"], default="sqlite")
     p.add_argument("--pg-db", default="weibao_bench", help="the PostgreSQL database of --store postgres")
     p.add_argument("--bare-unsandboxed", action="store_true", help="the bare workflows outside the sandbox too")
+    p.add_argument("--code", type=int, default=None,
+                   help="start the tickets as workflow code N (0: as runs started before workflows/messages.CODE)")
     a = p.parse_args()
+    START_CODE = a.code
     for kind in (["sqlite", "postgres"] if a.store == "both" else [a.store]):
         asyncio.run(main(a.n, a.concurrency, a.rounds, kind, a.pg_db, a.bare_unsandboxed))
