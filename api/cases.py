@@ -36,7 +36,8 @@ from domain.inspection_rules import InspectionState
 from domain.maintenance import PlanState, StartPlan
 from domain.org import Staff
 from domain.return_rules import RequestReturn, ReturnState
-from workflows.case_messages import CODE, CaseStart, PlanCommand, PlanStart, RegisterCommand, RequestCommand, StepCommand
+from workflows.case_messages import (CODE, CaseStart, PlanCommand, PlanStart, RegisterCommand, RequestCommand,
+                                     StepCommand)
 from workflows.complaint import ComplaintWorkflow, complaint_workflow_id
 from workflows.inspection import InspectionWorkflow, inspection_workflow_id
 from workflows.plan import PlanWorkflow, plan_workflow_id

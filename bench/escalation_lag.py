@@ -5,7 +5,7 @@ whose timers fire at one instant of their own (before the tickets' deadline, so 
 load is measured under the other's) and then run one local activity that stamps the
 clock, in the same run.
 
-    .venv/bin/python bench/escalation_lag.py [-n 200] [--store sqlite|postgres|both]
+    .venv/bin/python bench/escalation_lag.py [-n 200] [--store sqlite|postgres|both] [--code N]
 
 A bench-only window (critical, zone A) ends at one instant, the first boundary of
 --boundary seconds at least --lead seconds (60 by default) after the run starts, so every
@@ -16,7 +16,10 @@ waiting, the bench reads the tickets' histories only once the level-1 mails are 
 it shares the worker's process, and reading them every second slowed the worker it measures.
 Every escalation is mailed to a local SMTP server (aiosmtpd, in a process of its own) and the mail's arrival is
 stamped. Prints p50/p95/p99/max (seconds) of each, "ratio: X" = breach p99 / baseline
-p99, and checks that every ticket got exactly one breach and one escalation per level."""
+p99, and checks that every ticket got exactly one breach and one escalation per level.
+The tickets are started as today's API starts them (workflows/messages.CODE) unless
+--code 0 starts them as runs started before it: asking `workflow.patched` at their first
+alarm, with a marker and a TemporalChangeVersion upsert for each."""
 from __future__ import annotations
 
 import argparse
@@ -127,7 +130,7 @@ class MailServer:
         self.proc.join(timeout=10)
 
 
-async def measure(n: int, store: str, lead: float, boundary: float) -> float:
+async def measure(n: int, store: str, lead: float, boundary: float, code: int | None = None) -> float:
     from activities import config
     from activities.outbox import Outbox
     from activities.record import Recorder
@@ -174,7 +177,8 @@ async def measure(n: int, store: str, lead: float, boundary: float) -> float:
                 async def one(i: int) -> datetime:
                     tid = f"{prefix}-{i}"
                     async with sem:
-                        op = WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid, code=CODE),
+                        start = StartTicket(ticket_id=tid, code=CODE if code is None else code)
+                        op = WithStartWorkflowOperation(TicketWorkflow.run, start,
                                                         id=ticket_workflow_id(tid), task_queue=tq,
                                                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
                         state = await client.execute_update_with_start_workflow(
@@ -301,11 +305,14 @@ def main() -> None:
                              "60 s puts their burst of 200 mails 15 s or more before the deadline, as hours of "
                              "window would in service; 20 s has it still going at the deadline)")
     parser.add_argument("--boundary", type=float, default=30.0, help="deadlines round up to this many seconds")
+    parser.add_argument("--code", type=int, default=None,
+                        help="start the tickets as workflow code N (0: as runs started before workflows/messages.CODE)")
     args = parser.parse_args()
     stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
-    print(f"N={args.n} tickets sharing one deadline, dev server in real time")
+    print(f"N={args.n} tickets sharing one deadline, dev server in real time"
+          f"{'' if args.code is None else f', tickets started as workflow code {args.code}'}")
     for store in stores:
-        asyncio.run(measure(args.n, store, args.lead, args.boundary))
+        asyncio.run(measure(args.n, store, args.lead, args.boundary, args.code))
 
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ async def ticket_one(client: Client, tq: str) -> None:
 
     tid = f"b{uuid.uuid4().hex[:12]}"
     code = CODE if START_CODE is None else START_CODE
-    op = WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid, code=code), id=ticket_workflow_id(tid),
+    op = WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid, code=code),
+                                    id=ticket_workflow_id(tid),
                                     task_queue=tq, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     report = ReportTicket(customer="Kunming No.2 Hospital", site="Kunming", contact_phone="0871-1234567",
                           product_model="HIS-Server", symptoms="HIS down", channel="phone",

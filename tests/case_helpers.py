@@ -87,7 +87,8 @@ async def start_inspection(client: Client, task_queue: str, due_at, kind: str = 
     iid = new_id("i")
     handle = await client.start_workflow(
         InspectionWorkflow.run, InspectionStart(inspection_id=iid, contract_id="k-test", kind=kind, month=1,
-                                                due_at=due_at, window=window, **PLAN, responsible=responsible, code=CODE),
+                                                due_at=due_at, window=window, **PLAN, responsible=responsible,
+                                                code=CODE),
         id=inspection_workflow_id(iid), task_queue=task_queue)
     STARTED.append(handle)
     return handle, await settle(handle, lambda s: s.status != "new", workflow=InspectionWorkflow)

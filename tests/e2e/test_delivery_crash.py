@@ -49,7 +49,8 @@ async def test_a_worker_killed_between_the_escalation_and_its_delivery_delivers_
             client = await Client.connect(address, data_converter=pydantic_data_converter)
             cid = f"c{uuid.uuid4().hex[:8]}"
             op = WithStartWorkflowOperation(ComplaintWorkflow.run,
-                                            CaseStart(case_id=cid, windows={"acknowledged": timedelta(seconds=4)}, code=CODE),
+                                            CaseStart(case_id=cid, windows={"acknowledged": timedelta(seconds=4)},
+                                                      code=CODE),
                                             id=complaint_workflow_id(cid), task_queue=proc_env["WEIBAO_TASK_QUEUE"],
                                             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
             await client.execute_update_with_start_workflow(

@@ -300,5 +300,6 @@ async def test_the_worker_serves_the_sdk_metrics_and_is_not_ready_naming_tempora
 def _start(tid: str):
     from temporalio.client import WithStartWorkflowOperation
     from temporalio.common import WorkflowIDConflictPolicy
-    return WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid, code=CODE), id=ticket_workflow_id(tid),
+    return WithStartWorkflowOperation(TicketWorkflow.run, StartTicket(ticket_id=tid, code=CODE),
+                                      id=ticket_workflow_id(tid),
                                       task_queue="obs", id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
