@@ -2,7 +2,7 @@
 stands on: bare workflows taking as many Updates, each running a no-op local activity.
 
     .venv/bin/python bench/lifecycle.py [-n 25] [--rounds 20] [-c 8] [--store sqlite|postgres|both]
-                                        [--bare-unsandboxed] [--code N]
+                                        [--bare-unsandboxed] [--bare-indexed] [--code N]
 
 Both run in the same process on the same dev server (SQLite file, WAL), in pairs of short
 rounds back to back (which goes first alternates), so that each pair meets the shared
@@ -15,6 +15,9 @@ missing; tickets get new ids, so nothing is dropped); `both` runs one after the 
 weibao's worker is built as `worker.py` builds it, so its workflows run outside the SDK's
 sandbox unless WEIBAO_WORKFLOW_SANDBOX=true; the bare workflows run in it (the SDK's
 default) unless --bare-unsandboxed, which takes the sandbox's cost out of the baseline too.
+--bare-indexed has each bare Update also upsert one search attribute, as each of the
+ticket's Updates does (bench/bare.py): the baseline then writes to the dev server's
+visibility store as often as the tickets do.
 The tickets are started as today's API starts them (workflows/messages.CODE) unless
 --code 0 starts them as runs started before it were: asking `workflow.patched` at each
 change, with a marker and a TemporalChangeVersion upsert for each."""
@@ -52,13 +55,16 @@ STEPS = [  # report + these six = the seven steps of a lifecycle
 assert UPDATES == 1 + len(STEPS)
 
 
+BARE_UPDATE = BareWorkflow.step  # --bare-indexed: BareWorkflow.indexed_step
+
+
 async def bare_one(client: Client, tq: str) -> None:
     op = WithStartWorkflowOperation(BareWorkflow.run, id=f"bare-{uuid.uuid4()}", task_queue=tq,
                                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-    await client.execute_update_with_start_workflow(BareWorkflow.step, 0, start_workflow_operation=op)
+    await client.execute_update_with_start_workflow(BARE_UPDATE, 0, start_workflow_operation=op)
     handle = await op.workflow_handle()
     for i in range(1, UPDATES):
-        await handle.execute_update(BareWorkflow.step, i)
+        await handle.execute_update(BARE_UPDATE, i)
     await handle.result()
 
 
@@ -131,8 +137,10 @@ async def main(n: int, concurrency: int, rounds: int, store: str = "sqlite", pg_
     ratio, low, high = paired([t / b for t, b in zip(rates["weibao"], rates["bare"])])
     print(f"N={n} per round, {rounds} pairs, concurrency={concurrency} updates per lifecycle={UPDATES} "
           f"event store={store} bare workflows {'outside' if bare_unsandboxed else 'in'} the sandbox"
-          f"{'' if START_CODE is None else f' tickets started as code {START_CODE}'}")
-    print(f"bare workflows (no-op local activity per Update): {statistics.median(rates['bare']):.1f} lifecycles/s "
+          f"{'' if START_CODE is None else f' tickets started as code {START_CODE}'}"
+          f"{' bare Updates upserting a search attribute' if BARE_UPDATE is not BareWorkflow.step else ''}")
+    what = "and an upsert " if BARE_UPDATE is not BareWorkflow.step else ""
+    print(f"bare workflows (no-op local activity {what}per Update): {statistics.median(rates['bare']):.1f} lifecycles/s "
           f"(median round; best {max(rates['bare']):.1f})")
     print(f"weibao ticket lifecycles:                          {statistics.median(rates['weibao']):.1f} lifecycles/s "
           f"(median round; best {max(rates['weibao']):.1f})")
@@ -150,7 +158,11 @@ if __name__ == "__main__":
     p.add_argument("--bare-unsandboxed", action="store_true", help="the bare workflows outside the sandbox too")
     p.add_argument("--code", type=int, default=None,
                    help="start the tickets as workflow code N (0: as runs started before workflows/messages.CODE)")
+    p.add_argument("--bare-indexed", action="store_true",
+                   help="each bare Update also upserts one search attribute, as each ticket Update does")
     a = p.parse_args()
     START_CODE = a.code
+    if a.bare_indexed:
+        BARE_UPDATE = BareWorkflow.indexed_step
     for kind in (["sqlite", "postgres"] if a.store == "both" else [a.store]):
         asyncio.run(main(a.n, a.concurrency, a.rounds, kind, a.pg_db, a.bare_unsandboxed))
