@@ -1,7 +1,14 @@
 """The largest request body the API reads (WEIBAO_API_MAX_BODY, 1 MiB by default): a
 larger one is answered 413 before it is read whole. A declared Content-Length over the
 limit is refused before the app sees the request; a body streamed without one is counted
-as it arrives and refused at the first byte over."""
+as it arrives and refused at the first byte over.
+
+The longest URL (path and query) the API takes is MAX_URL bytes: a longer one is a 414
+in the API's error shape. The server reads a request's head whole up to HEAD_BYTES
+(uvicorn's h11_max_incomplete_event_size), so that the API, not the HTTP parser, answers a
+long URL: with the parser's own 16 KiB, a head that arrived in pieces got a plain-text
+400 and the connection closed under the client's feet (a reset while it still sent), and
+the same head arriving at once went through."""
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse
@@ -9,6 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import body
+
+
+MAX_URL = 32 * 1024  # bytes of path and query string
+HEAD_BYTES = 1 << 20  # bytes of a request's head the server reads whole
 
 
 class BodyTooLarge(HTTPException):
@@ -25,6 +36,11 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        url = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b""))
+        if url > MAX_URL:
+            await JSONResponse(body("uri_too_long", f"the URL is {url} bytes, longer than the limit of {MAX_URL}",
+                                    "url"), status_code=414, headers={"Connection": "close"})(scope, receive, send)
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:

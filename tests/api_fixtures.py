@@ -18,6 +18,7 @@ from activities.store import open_store
 from activities.record import Recorder
 from api.app import create_app
 from api.deps import Services, get_read_models
+from api.limits import HEAD_BYTES
 from domain.ticket import Ticket
 from eventsourcing.utils import get_topic
 from projections import ticket_list
@@ -154,7 +155,8 @@ def free_port() -> int:
 async def served(app) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on this event loop; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+                                           h11_max_incomplete_event_size=HEAD_BYTES))  # as python -m api
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:

@@ -4,14 +4,17 @@ not JSON or too large. Each is a 4xx naming the field and the reason, before any
 is started or recorded."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
 import pytest
+import requests
 
 from activities import settings
 from api.app import create_app
-from tests.api_fixtures import Api, api  # noqa: F401 - fixture
+from api.limits import MAX_URL
+from tests.api_fixtures import Api, api, served  # noqa: F401 - fixture
 from tests.case_helpers import COMPLAINT, PLAN, RETURN
 from tests.conftest import REPORT
 
@@ -162,6 +165,35 @@ async def test_a_streamed_body_over_the_configured_limit_is_a_413_before_it_is_r
         assert declared.status_code == 413 and declared.json()["field"] == "body"
         r = await http.post("/tickets", json=TICKET, headers=api.auth("C001"))
         assert r.status_code == 201, r.text
+
+
+async def test_a_url_over_the_limit_is_a_414_in_the_error_shape_through_the_real_server(api: Api):
+    """Through uvicorn as `python -m api` configures it, with a client that keeps its
+    connection (requests): a 100 KB query, which the HTTP parser's own 16 KiB limit
+    answered on a kept connection with a plain-text 400, closing it under a client still
+    sending (a reset), is the API's 414 every time; one under the limit reaches the API's
+    validation. (httpx refuses a query over 64 KiB itself.)"""
+    def session(base: str) -> list:
+        answers = []
+        with requests.Session() as http:
+            for _ in range(6):
+                kept = http.get(f"{base}/tickets", headers=api.auth("S001"), timeout=30)
+                assert kept.status_code == 200, kept.text
+                r = http.get(f"{base}/tickets", params={"customer": "x" * 100_000}, headers=api.auth("S001"),
+                             timeout=30)
+                answers.append((r.status_code, r.headers.get("content-type"), r.text))
+            under = http.get(f"{base}/tickets", params={"customer": "x" * (MAX_URL - 100)}, headers=api.auth("S001"),
+                             timeout=30)
+        return answers + [(under.status_code, under.headers.get("content-type"), under.text)]
+
+    async with served(create_app(api.services)) as base:
+        *answers, under = await asyncio.to_thread(session, base)
+    for status, content_type, text in answers:
+        assert status == 414 and content_type == "application/json", text
+        assert json.loads(text)["error"] == "uri_too_long" and json.loads(text)["field"] == "url"
+        assert str(MAX_URL) in json.loads(text)["detail"]
+    # just under the limit: the API's own validation answers (a customer is at most 200 characters)
+    assert under[0] == 422 and json.loads(under[2])["field"] == "customer", under
 
 
 def test_the_body_limit_is_a_whole_number_of_bytes(monkeypatch):
