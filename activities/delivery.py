@@ -26,6 +26,7 @@ from activities.outbox import Outbox
 from domain.org import Org
 
 if TYPE_CHECKING:
+    from activities import deliver
     from activities.settings import Settings
 
 
@@ -164,6 +165,23 @@ def make_plan(org: Org, req: DeliveryRequest) -> DeliveryPlan:
     return DeliveryPlan(channels=channels, title=title, body=body, **budget(s))
 
 
+def attempt_round(org: Org, outbox: Outbox, job: ChannelDelivery, settings: "Settings", *,
+                  last: bool) -> "deliver.Outcome | None":
+    """One attempt to send `job`'s round on its channel, on record in `notification_attempts`
+    (given up when it failed for good or was the `last` of the budget); None, and nothing
+    sent, when the round is on record as sent already: by the relay (activities/relay.py),
+    or by an attempt that crashed before it could answer."""
+    from activities import deliver
+
+    if outbox.sent(job.notice, job.channel, job.round):
+        return None
+    outcome = deliver.send(job.channel, org.get(job.to), job.title, job.body, settings,
+                           data={"notice": job.notice, "round": job.round})
+    status = "sent" if outcome.sent else "given_up" if (outcome.permanent or last) else "failed"
+    outbox.attempt(job.notice, job.channel, job.round, status, "" if outcome.sent else outcome.reason)
+    return outcome
+
+
 # --- activities -----------------------------------------------------------------------------
 
 class Deliveries:
@@ -176,20 +194,12 @@ class Deliveries:
 
     @activity.defn(name="deliver")
     def deliver(self, job: ChannelDelivery) -> str:
-        from activities import config, deliver
+        from activities import config
 
         attempt = activity.info().attempt + job.first_attempt - 1
-        if self.outbox.sent(job.notice, job.channel, job.round):
-            return "sent"  # an earlier attempt sent it and crashed before answering
-        staff = self.org.get(job.to)
-        outcome = deliver.send(job.channel, staff, job.title, job.body, config.settings(),
-                               data={"notice": job.notice, "round": job.round})
-        if outcome.sent:
-            self.outbox.attempt(job.notice, job.channel, job.round, "sent")
+        outcome = attempt_round(self.org, self.outbox, job, config.settings(), last=0 < job.attempts <= attempt)
+        if outcome is None or outcome.sent:  # None: sent before (by the relay, or an attempt that crashed after)
             return "sent"
-        last = 0 < job.attempts <= attempt
-        status = "given_up" if (outcome.permanent or last) else "failed"
-        self.outbox.attempt(job.notice, job.channel, job.round, status, outcome.reason)
         raise ApplicationError(f"{job.channel}: {outcome.reason}", type="Undeliverable" if outcome.permanent
                                else "DeliveryFailed", non_retryable=outcome.permanent)
 

@@ -3,12 +3,13 @@ written once per command id by the case's workflow, and every delivery attempt o
 (`notification_attempts`: channel, round, attempt, sent or failed with the reason, or
 given up) written by the delivery activities (workflows/delivery.py). The API's
 `GET /notifications` and `weibao notifications` read both. `delivery_starts` holds the
-deliveries that alarms raised and the relay (activities/relay.py) has yet to start."""
+deliveries that alarms raised and the relay (activities/relay.py) has yet to start, each
+claimed by one relay at a time (`claim`: the relay sends its first round itself)."""
 from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from activities import config
@@ -28,7 +29,7 @@ class Outbox:
                f"CREATE TABLE IF NOT EXISTS notification_attempts (notice TEXT, channel TEXT, round INT, "
                f"attempt INT, status TEXT, reason TEXT, at {ts}, PRIMARY KEY (notice, channel, round, attempt))",
                f"CREATE TABLE IF NOT EXISTS delivery_starts (notice TEXT PRIMARY KEY, task_queue TEXT, "
-               f"request TEXT, created_at {ts}, started_at {ts})",
+               f"request TEXT, created_at {ts}, started_at {ts}, claimed_at {ts})",
                "CREATE INDEX IF NOT EXISTS delivery_starts_pending ON delivery_starts (task_queue, created_at) "
                "WHERE started_at IS NULL"]
         if self.kind == "sqlite":
@@ -44,6 +45,18 @@ class Outbox:
             self._p = "%s"
         for statement in ddl:
             self._execute(statement, ())
+        self._add_claims(ts)
+
+    def _add_claims(self, ts: str) -> None:
+        """`delivery_starts.claimed_at` in a table made before it (the relay's claims)."""
+        if self.kind == "postgres":
+            self._execute(f"ALTER TABLE delivery_starts ADD COLUMN IF NOT EXISTS claimed_at {ts}", ())
+        elif "claimed_at" not in {r[1] for r in self._execute("PRAGMA table_info(delivery_starts)", (), fetch=True)}:
+            try:
+                self._execute(f"ALTER TABLE delivery_starts ADD COLUMN claimed_at {ts}", ())
+            except sqlite3.OperationalError as e:  # another process added it first
+                if "duplicate column" not in str(e):
+                    raise
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self._p)
@@ -89,12 +102,34 @@ class Outbox:
 
     # --- deliveries to start (activities/relay.py) -------------------------------------------
 
-    _TO_START = "INSERT INTO delivery_starts VALUES (?, ?, ?, ?, NULL) ON CONFLICT (notice) DO NOTHING"
+    _TO_START = ("INSERT INTO delivery_starts (notice, task_queue, request, created_at) VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT (notice) DO NOTHING")
 
     def unstarted(self, task_queue: str, limit: int = 100) -> list[tuple[str, str]]:
         """(notice, request) of the deliveries on `task_queue` not started yet, oldest first."""
         return self._execute("SELECT notice, request FROM delivery_starts WHERE task_queue = ? AND started_at IS NULL "
                              "ORDER BY created_at, notice LIMIT ?", (task_queue, limit), fetch=True)
+
+    def claim(self, task_queue: str, limit: int = 100, lease: float = 60.0) -> list[tuple[str, str, Any]]:
+        """(notice, request, created_at) of up to `limit` deliveries on `task_queue` not started yet, oldest
+        first, claimed for the caller: none that another relay claimed less than `lease`
+        seconds ago, and none twice within it, so that only one relay sends a delivery's first
+        round (activities/relay.py). A claim lapses after `lease`, or at `release`."""
+        now = datetime.now(timezone.utc)
+        lapsed = now - timedelta(seconds=lease)
+        now_, lapsed_ = (now.isoformat(timespec="microseconds"), lapsed.isoformat(timespec="microseconds")) \
+            if self.kind == "sqlite" else (now, lapsed)
+        free = "started_at IS NULL AND (claimed_at IS NULL OR claimed_at < ?)"
+        rows = self._execute(f"UPDATE delivery_starts SET claimed_at = ? WHERE {free} AND notice IN ("
+                             f"SELECT notice FROM delivery_starts WHERE task_queue = ? AND {free} "
+                             "ORDER BY created_at, notice LIMIT ?) RETURNING notice, request, created_at",
+                             (now_, lapsed_, task_queue, lapsed_, limit), fetch=True)
+        return sorted((tuple(r) for r in rows), key=lambda r: (r[2], r[0]))
+
+    def release(self, notices: list[str]) -> None:
+        """Claims given back (a start that failed): the next look may take them at once."""
+        self._transaction([("UPDATE delivery_starts SET claimed_at = NULL WHERE notice = ? AND started_at IS NULL",
+                            (notice,)) for notice in notices])
 
     def started(self, notices: list[str]) -> None:
         now = self._now()

@@ -2,7 +2,8 @@
 escalation, acknowledged (§九.A.2, §九.C.2: every report and complaint is followed up).
 
 Started once the fact is recorded, by the delivery relay (activities/relay.py) from what the
-alarm left in the outbox (or, in case runs from before the relay, by the case's workflow
+alarm left in the outbox, after the relay has sent its first round itself (the first
+attempt here then finds it on record as sent and sends nothing) (or, in case runs from before the relay, by the case's workflow
 through the `start_delivery` local activity), on the deliveries' own task queue, so
 delivery holds nothing up: a channel down for an hour delays no alarm, no step and no
 other case, and a case that closes while a delivery retries still delivers it.

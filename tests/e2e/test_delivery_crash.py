@@ -66,8 +66,10 @@ async def test_a_worker_killed_between_the_escalation_and_its_delivery_delivers_
             assert smtp.mailbox.received == []
             smtp.start()
             worker = start_worker(address, proc_env)  # a worker is back
+            # killed after the relay's claim and before its start, the delivery waits for the claim
+            # to lapse (30 s: activities/relay.lease) and the next look (5 s)
             await eventually(lambda: [e for e in store.history("complaint", cid) if e["type"] == "NotificationSent"
-                                      and e["data"]["notice"] == notice], "delivered after the restart", seconds=60)
+                                      and e["data"]["notice"] == notice], "delivered after the restart", seconds=120)
             mails = [m for m in smtp.mailbox.to("zheng.yu@example.com") if "上报直接上级" in m]
             assert len(mails) == 1 and cid in mails[0]
             escalations = [e for e in store.history("complaint", cid) if e["type"] == "Escalated"]
