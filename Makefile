@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/api_steps.py
 	$(VENV)/bin/python bench/capacity.py --stages 1000 --sample 20
 	$(VENV)/bin/python bench/escalation_lag.py
+	$(VENV)/bin/python bench/mail_send.py
 	$(VENV)/bin/python bench/console.py
 	$(VENV)/bin/python bench/observability.py
 	$(VENV)/bin/python bench/store_ceiling.py
