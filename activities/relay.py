@@ -70,7 +70,9 @@ def ready(now: float, last_alarm: float, woken: float) -> bool:
 
 def lease(notify_timeout: float) -> float:
     """Seconds a claim holds: a relay begins a send only within FRESH seconds of its claim,
-    and a send ends within its connection's and its answer's timeouts."""
+    and a send ends within its connection's and its answer's timeouts. (An SMTP server that
+    takes nearly the timeout over each of its replies could outlast it; the delivery taken
+    over is then started, and its workflow may mail it a second time: never lost.)"""
     return FRESH + 2 * notify_timeout
 
 
