@@ -87,6 +87,12 @@ class ChannelDelivery(BaseModel):
     attempts: int = 0  # the budget: the attempt with this number is the last
     first_attempt: int = 1  # the number of this activity's first attempt (2: the first was sent in the task)
 
+    @classmethod
+    def of(cls, req: DeliveryRequest, plan: DeliveryPlan, channel: str, round_: int) -> "ChannelDelivery":
+        """`req`'s round `round_` on `channel`, with its plan's message and budget."""
+        return cls(notice=req.notice, channel=channel, round=round_, to=req.to, title=plan.title, body=plan.body,
+                   attempts=plan.attempts)
+
 
 class Acknowledgement(BaseModel):
     by: str

@@ -170,7 +170,7 @@ class DeliveryRelay:
         worker's interpreter from them: mail p99 7.9 s against 5.7 s, bench/escalation_lag.py)."""
         outbox, now = self.recorder.outbox, datetime.now(timezone.utc)
         down: set[str] = set()  # channels that failed in this look: left to the workflows' retries
-        sends, starts = asyncio.Semaphore(self.sends), asyncio.Semaphore(STARTS)
+        starts = asyncio.Semaphore(STARTS)  # the sends are held to the executor's `sends` threads
         started: list[str] = []
         released: list[str] = []
 
@@ -184,8 +184,7 @@ class DeliveryRelay:
             try:
                 request = request.model_copy(update={"plan": request.plan or make_plan(self.recorder.org, request)})
                 if age(created_at, now) < FRESH:
-                    async with sends:
-                        await self._in_thread(self._send_first, request, settings, down, claimed)
+                    await self._in_thread(self._send_first, request, settings, down, claimed)
             except Exception:  # its workflow sends it: nothing is lost
                 log.warning("delivery %s: first round not sent by the relay", notice, exc_info=True)
             return request
@@ -220,8 +219,7 @@ class DeliveryRelay:
         for channel in plan.channels:
             if channel in down or time.monotonic() - claimed >= FRESH:  # the claim may lapse before it ends
                 continue
-            job = ChannelDelivery(notice=request.notice, channel=channel, round=request.first_round, to=request.to,
-                                  title=plan.title, body=plan.body, attempts=plan.attempts)
+            job = ChannelDelivery.of(request, plan, channel, request.first_round)
             outcome = attempt_round(self.recorder.org, self.recorder.outbox, job, settings, last=False)
             if outcome is not None and not outcome.sent and not outcome.permanent:
                 down.add(channel)

@@ -89,8 +89,7 @@ class DeliveryWorkflow:
         return dict(zip(plan.channels, results))
 
     async def _send(self, plan: DeliveryPlan, channel: str, round_: int) -> str:
-        job = ChannelDelivery(notice=self.req.notice, channel=channel, round=round_, to=self.req.to,
-                              title=plan.title, body=plan.body, attempts=plan.attempts)
+        job = ChannelDelivery.of(self.req, plan, channel, round_)
         try:
             if self.req.first_send_in_task:
                 await self._send_first_in_task(plan, job)
