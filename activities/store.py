@@ -8,6 +8,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import JSONTranscoder, StoredEvent, Transcoder
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from activities import config, telemetry
@@ -23,13 +24,31 @@ def store_env(kind: str | None = None, **overrides: str) -> dict[str, str]:
     else:
         # every pooled connection is checked before use: one a database restart broke is replaced
         env = {"PERSISTENCE_MODULE": "eventsourcing.postgres", **config.postgres(),
-               "POSTGRES_POOL_SIZE": "4", "POSTGRES_MAX_OVERFLOW": "4", "POSTGRES_PRE_PING": "y"}
+               "POSTGRES_POOL_SIZE": "4", "POSTGRES_MAX_OVERFLOW": "4", "POSTGRES_PRE_PING": "y",
+               "APPLICATION_RECORDER_TOPIC": f"{__name__}:ConcurrentAppends"}
     # as many aggregates as the worker keeps open cases: a step on a case the worker holds
     # then finds its aggregate too, instead of reading and folding its whole history
     cache = max(2000, config.settings().worker_cache)
     env.update({"AGGREGATE_CACHE_MAXSIZE": str(cache), "CREATE_TABLE": "y"})
     env.update(overrides)
     return env
+
+
+class ConcurrentAppends(PostgresApplicationRecorder):
+    """eventsourcing's PostgreSQL recorder without its `LOCK TABLE … IN EXCLUSIVE MODE`
+    in every append. That lock made appends commit in the order of their notification
+    ids, one at a time, the commit's flush included, so that a reader of the notification
+    log never passes an id that a transaction still open will fill. Here appends overlap
+    (their commits share a flush), and the one reader of the log, the read models' runner,
+    does not pass such an id: `projections.gaps` waits for the transactions still
+    inserting into the table before it moves past a missing id. A runner from before
+    this change does not wait: upgrade the runners before the workers (README, Beyond
+    one machine)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # keep the lock timeout (a migration's DDL lock still conflicts with an insert), drop the lock
+        self.lock_table_statements = [s for s in self.lock_table_statements if "LOCK TABLE" not in s.as_string()]
 
 
 class QuickJSONTranscoder(JSONTranscoder):

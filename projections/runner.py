@@ -41,6 +41,7 @@ from projections.case_list import CaseList
 from projections.departments import DepartmentAccountability
 from projections.escalations import EscalationLog
 from projections.faults import FaultRegister
+from projections.gaps import GapGuard
 from projections.scorecard import EngineerScorecard
 from projections.sla_compliance import SlaCompliance
 from projections.ticket_list import TicketList
@@ -126,6 +127,7 @@ class Backoff:
 
 
 MAX_BACKOFF = 15.0
+GAP_POLL = 0.02  # seconds between looks at the appends that may fill a gap (they commit in milliseconds)
 OBSERVE_EVERY = 1.0  # seconds between readings of the read models' lag for the metrics
 READING = "(reading the event store)"
 
@@ -148,6 +150,8 @@ class Runner:
         self.retrying: dict[str, Backoff] = {}  # read models (and READING) waiting to retry an operational error
         self.failed: dict[str, str] = {}  # read models given up on by `catch_up` (its patience ran out)
         self.applied = 0  # events read and applied since start
+        # PostgreSQL's appends may commit out of id order: read up to a gap an open append may still fill
+        self.gaps = GapGuard(app.recorder) if postgres else None
 
     def lag(self) -> dict[str, int]:
         head = self.app.recorder.max_notification_id() or 0
@@ -222,8 +226,11 @@ class Runner:
     def _read(self, start: int) -> tuple[list[tuple[Any, Tracking]], EventKeys]:
         """Up to batch_size events after `start`, decoded once for all read models; one
         that cannot be decoded stands as `Undecodable`, for each read model to quarantine."""
-        notifications = self.app.recorder.select_notifications(start=start, limit=self.batch_size,
-                                                               inclusive_of_start=False)
+        if self.gaps is not None:
+            notifications = self.gaps.read(start, self.batch_size)
+        else:
+            notifications = self.app.recorder.select_notifications(start=start, limit=self.batch_size,
+                                                                   inclusive_of_start=False)
         to_event, name = self.app.mapper.to_domain_event, self.app.name
         events = []
         for n in notifications:
@@ -308,10 +315,12 @@ class Runner:
                      time.monotonic() - backoff.since)
 
     def next_retry(self) -> float | None:
-        """Seconds until the earliest retry is due (None: nothing waits to retry)."""
-        if not self.retrying:
-            return None
-        return max(0.0, min(b.due for b in self.retrying.values()) - time.monotonic())
+        """Seconds until the earliest retry is due, or until a look at a gap in the log that an
+        open append may still fill (None: nothing waits)."""
+        due = [max(0.0, b.due - time.monotonic()) for b in self.retrying.values()]
+        if self.gaps is not None and self.gaps.waiting is not None:
+            due.append(GAP_POLL)
+        return min(due) if due else None
 
     def close(self) -> None:
         if self.pool is not None:
@@ -337,6 +346,10 @@ class Runner:
                     self.failed[name] = backoff.reason
                     del self.retrying[name]
                     log.error("%s: gave up after %.0fs: %s", name, now - backoff.since, backoff.reason)
+            waiting = self.gaps.waiting if self.gaps is not None else None
+            if waiting is not None and now - waiting > patience:
+                self.failed[READING] = "an append holding notification ids below those read is still open"
+                log.error("gave up after %.0fs: %s", now - waiting, self.failed[READING])
             if READING in self.failed:
                 break
             stop.wait(wait)
