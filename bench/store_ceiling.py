@@ -1,9 +1,10 @@
 """The event store's ceiling on PostgreSQL: appends per second of new single-event
 aggregates through `activities.store.open_store("postgres")` (eventsourcing's PostgreSQL
-recorder, which takes `LOCK TABLE … IN EXCLUSIVE MODE` in every append transaction), with
-1, 2, 4 and 8 threads, against plain psycopg INSERTs of rows of the same size (one row per
-transaction, a connection per thread) in the same run; and, to tell the lock from the rest
-of the library, the same plain INSERTs with that LOCK TABLE statement before each.
+recorder without its table lock: `activities.store.ConcurrentAppends`), with 1, 2, 4 and 8
+threads, against plain psycopg INSERTs of rows of the same size (one row per transaction, a
+connection per thread) in the same run; and, to tell the lock from the rest of the library,
+the library's own recorder (`LOCK TABLE … IN EXCLUSIVE MODE` in every append, as weibao's
+store was before 2026-12-07) and the same plain INSERTs with that LOCK TABLE before each.
 
     .venv/bin/python bench/store_ceiling.py [-n 3000] [--threads 1 2 4 8] [--dbname weibao_bench]
 
@@ -92,6 +93,8 @@ def main(n: int, thread_counts: list[int], dbname: str) -> None:
 
     # the store's pool holds a connection per thread (4 + 4 overflow by default)
     store = open_store("postgres", POSTGRES_POOL_SIZE=str(max(thread_counts)), POSTGRES_MAX_OVERFLOW="0")
+    locking = open_store("postgres", POSTGRES_POOL_SIZE=str(max(thread_counts)), POSTGRES_MAX_OVERFLOW="0",
+                         APPLICATION_RECORDER_TOPIC="eventsourcing.postgres:PostgresApplicationRecorder")
     sample = ticket(0)
     stored = store.mapper.to_stored_event(sample.pending_events[0])
     row_size = len(stored.state)
@@ -104,9 +107,13 @@ def main(n: int, thread_counts: list[int], dbname: str) -> None:
     def new_tickets(count: int) -> list:
         return [ticket(k) for k in range(count)]
 
-    def through_store(cases: list) -> None:
-        for case in cases:
-            store.save(case)
+    def through(app):
+        def work(cases: list) -> None:
+            for case in cases:
+                app.save(case)
+        return work
+
+    through_store = through(store)
 
     def plain(table: str, lock: bool):
         insert = RAW_INSERT.format(sql.Identifier(table))
@@ -128,12 +135,14 @@ def main(n: int, thread_counts: list[int], dbname: str) -> None:
     for threads in thread_counts:
         per = max(1, n // threads)
         es = run_threads(threads, per, through_store, new_tickets)
+        es_locked = run_threads(threads, per, through(locking), new_tickets)
         raw = run_threads(threads, per, plain("raw_events", lock=False))
         locked = run_threads(threads, per, plain("raw_locked", lock=True))
         rows.append((threads, es, raw, locked))
-        print(f"threads {threads}: store {es:,.0f}/s, plain INSERT {raw:,.0f}/s, plain INSERT after LOCK TABLE "
-              f"{locked:,.0f}/s, ratio {es / raw:.2f}", flush=True)
-    store.close()
+        print(f"threads {threads}: store {es:,.0f}/s, the library's locking recorder {es_locked:,.0f}/s, "
+              f"plain INSERT {raw:,.0f}/s, plain INSERT after LOCK TABLE {locked:,.0f}/s, ratio {es / raw:.2f}",
+              flush=True)
+    store.close(), locking.close()
     best = max(rows, key=lambda r: r[1])
     print(f"store ceiling: {best[1]:,.0f} appends/s at {best[0]} threads; plain INSERTs "
           f"{max(r[2] for r in rows):,.0f}/s at best")
