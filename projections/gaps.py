@@ -18,6 +18,7 @@ runner waits (`waiting`) as it waits for new events.
 SQLite needs none of this: its one writer commits the ids in order."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -27,7 +28,9 @@ from eventsourcing.persistence import Notification
 from psycopg.sql import SQL, Identifier
 
 READS = 3  # reads per call while gaps settle at once (nothing holds the lock), before giving out a prefix
-_HOLDERS = ("SELECT DISTINCT virtualtransaction FROM pg_locks WHERE locktype = 'relation' "
+WARN_AFTER = 10.0  # seconds a gap may wait before the log says which sessions hold it open
+log = logging.getLogger("weibao.projections")
+_HOLDERS = ("SELECT DISTINCT virtualtransaction, pid FROM pg_locks WHERE locktype = 'relation' "
             "AND relation = %s::regclass AND mode = 'RowExclusiveLock' AND granted")
 _OPEN = ("SELECT count(*) AS open FROM pg_locks WHERE locktype = 'relation' AND relation = %s::regclass "
          "AND mode = 'RowExclusiveLock' AND granted AND virtualtransaction = ANY(%s)")
@@ -43,6 +46,7 @@ class GapGuard:
                                      Identifier(recorder.events_table_name)]).as_string(None)
         self.settled = 0  # every id up to this one is recorded or never will be
         self._waiting: tuple[int, list[str], float] | None = None  # (highest id read, holders, since)
+        self._warned: float | None = None  # the `since` of the wait last logged
         self._lock = threading.Lock()
 
     @property
@@ -65,6 +69,14 @@ class GapGuard:
                 with self._lock:
                     since = self._waiting[2] if self._waiting else time.monotonic()
                     self._waiting = (top, [h["virtualtransaction"] for h in holders], since)
+                    warn = self._warned != since and time.monotonic() - since > WARN_AFTER
+                    if warn:
+                        self._warned = since
+                if warn:  # once per wait: a transaction left open (a stopped process) holds the read models back
+                    gap = notes[upto - 1].id + 1 if upto else start + 1
+                    log.warning("read models wait at notification id %d for %.0fs: an append that took it has "
+                                "not ended; PostgreSQL backends with inserts open: %s", gap,
+                                time.monotonic() - since, ", ".join(str(h["pid"]) for h in holders))
                 return notes[:upto]
             self._settle(top)  # no open insert: what is missing up to `top` is either read next or never
         return notes[:upto]

@@ -132,3 +132,20 @@ def test_concurrent_appends_reach_the_read_model_once_each(store):
     assert listed(models) == sorted(["G0", *(f"C{k}-{i}" for k in range(8) for i in range(25))])
     assert runner.applied == 1 + 8 * 25
     assert runner.positions["ticket_list"] == app.recorder.max_notification_id()
+
+
+def test_a_wait_that_lasts_names_the_backend_holding_the_append_open(store, monkeypatch, caplog):
+    """A transaction left open (a process stopped mid-append) holds the read models back:
+    the log says so, once per wait, with the PostgreSQL backend's pid to look up."""
+    from projections import gaps
+
+    app, models, runner = store
+    monkeypatch.setattr(gaps, "WARN_AFTER", 0.0)
+    with open_append(app, "G1") as (conn, held), caplog.at_level("WARNING", logger="weibao.projections"):
+        save_beside(app, "G2")
+        runner.step(), runner.step()
+        waits = [r.getMessage() for r in caplog.records if "read models wait" in r.getMessage()]
+        assert len(waits) == 1
+        assert f"notification id {held} " in waits[0] and str(conn.info.backend_pid) in waits[0]
+        conn.commit()
+    assert runner.catch_up() == 2
