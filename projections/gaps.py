@@ -11,7 +11,10 @@ in its INSERT, after the INSERT took the table's ROW EXCLUSIVE lock, which it ho
 it ends. So the transaction of a missing id below a committed one held that lock before
 the read that found the gap. After such a read the guard lists the transactions holding
 the lock (`pg_locks`); once every one of them has ended, each id missing below the
-highest one that read returned is settled: a new read has it, or nothing ever will.
+highest one that read returned is settled: a new read has it, or nothing ever will. (This
+needs the ids taken in the order they are issued: the id sequence's cache of 1, as
+eventsourcing's `bigserial` makes it; a larger one lets a session hand out an id it took
+earlier, and the guard refuses to read.)
 Until then the guard gives out only the events before the first unsettled gap, and the
 runner waits (`waiting`) as it waits for new events.
 
@@ -32,6 +35,7 @@ WARN_AFTER = 10.0  # seconds a gap may wait before the log says which sessions h
 log = logging.getLogger("weibao.projections")
 _HOLDERS = ("SELECT DISTINCT virtualtransaction, pid FROM pg_locks WHERE locktype = 'relation' "
             "AND relation = %s::regclass AND mode = 'RowExclusiveLock' AND granted")
+_CACHE = "SELECT seqcache FROM pg_sequence WHERE seqrelid = pg_get_serial_sequence(%s, 'notification_id')::regclass"
 _OPEN = ("SELECT count(*) AS open FROM pg_locks WHERE locktype = 'relation' AND relation = %s::regclass "
          "AND mode = 'RowExclusiveLock' AND granted AND virtualtransaction = ANY(%s)")
 
@@ -47,6 +51,7 @@ class GapGuard:
         self.settled = 0  # every id up to this one is recorded or never will be
         self._waiting: tuple[int, list[str], float] | None = None  # (highest id read, holders, since)
         self._warned: float | None = None  # the `since` of the wait last logged
+        self._checked = False  # the id sequence's cache, once
         self._lock = threading.Lock()
 
     @property
@@ -57,6 +62,12 @@ class GapGuard:
 
     def read(self, start: int, limit: int) -> Sequence[Notification]:
         """Up to `limit` notifications after `start`, none past a gap still to settle."""
+        if not self._checked:
+            cache = self._query(_CACHE, (self._table,))[0]["seqcache"]
+            if cache != 1:
+                raise RuntimeError(f"the sequence of {self._table}.notification_id caches {cache} ids per session; "
+                                   "the read models need 1 (ALTER SEQUENCE ... CACHE 1) to read it in order")
+            self._checked = True
         self._settle_waited()
         for _ in range(READS):
             notes = self.recorder.select_notifications(start=start, limit=limit, inclusive_of_start=False)
