@@ -1,7 +1,7 @@
 """Latency of one step through the HTTP API, end to end, against the floor it stands on.
 
     .venv/bin/python bench/api_steps.py [-n 200] [--rounds 3] [--in-flight 1 8]
-        [--store sqlite|postgres|both] [--pg-db bench_cap] [-v]
+        [--store sqlite|postgres|both] [--pg-db bench_cap] [--no-gc-freeze] [-v]
 
 On one fresh dev server (SQLite file, WAL), in the same run:
 - step: `POST /tickets/{id}/steps/arrive` from an HTTP client to the API (`python -m api`,
@@ -243,7 +243,7 @@ def start_api(env: dict[str, str], port: int) -> subprocess.Popen:
 
 
 async def main(n: int, rounds: int, loads: list[int], verbose: bool, store: str, pg_db: str,
-               gc_freeze: bool = False) -> dict:
+               gc_freeze: bool = True) -> dict:
     with dev_server() as (address, tmp):
         port = free_port()
         os.environ.update(WEIBAO_EVENT_STORE="sqlite", WEIBAO_SQLITE_PATH=str(tmp / "events.db"))
@@ -281,7 +281,7 @@ async def main(n: int, rounds: int, loads: list[int], verbose: bool, store: str,
                 for load in loads:
                     await timed(step.calls(await step.prepare(20)), load)  # warm up both paths
                     await timed(bare.calls(await bare.prepare(20)), load)
-                    if gc_freeze:  # what the worker would gain from gc.freeze() once started
+                    if gc_freeze:  # as worker.py does once started
                         gc.collect()
                         gc.freeze()
                     got_all: dict[str, list[float]] = {"step": [], "bare": [], "direct": [], "indexed": []}
@@ -368,9 +368,10 @@ if __name__ == "__main__":
     p.add_argument("-v", "--verbose", action="store_true", help="also print CPU ms per request per process")
     p.add_argument("--store", choices=["sqlite", "postgres", "both"], default="sqlite")
     p.add_argument("--pg-db", default="bench_cap", help="the PostgreSQL database of --store postgres")
-    p.add_argument("--gc-freeze", action="store_true",
-                   help="gc.freeze() this process (workers, client) after the warm-up: its full collections then "
-                        "walk only what came after")
+    p.add_argument("--gc-freeze", action=argparse.BooleanOptionalAction, default=True,
+                   help="gc.freeze() this process (workers, client) after the warm-up, as worker.py freezes itself "
+                        "once started: its full collections then walk only what came after (the default since "
+                        "2026-12-07; --no-gc-freeze as before)")
     a = p.parse_args()
     summary = {}
     for kind in (["sqlite", "postgres"] if a.store == "both" else [a.store]):
