@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from datetime import timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 
@@ -71,6 +72,19 @@ async def eventually(probe, what: str, seconds: float = 15.0):
             return found
         await asyncio.sleep(0.05)
     raise AssertionError(f"never happened: {what}")
+
+
+async def skip_until(env, probe, what: str, step: timedelta = timedelta(minutes=1), steps: int = 30):
+    """Move the time-skipping server's clock `step` at a time until `probe()` is truthy; return
+    it. For what a Delivery workflow does after a timer: the relay starts that workflow in
+    real time after its own send, so the timer may be armed after any one long skip of the
+    clock, and would then wait in real time."""
+    for _ in range(steps):
+        found = probe()
+        if found:
+            return found
+        await env.sleep(step)
+    return await eventually(probe, what)
 
 
 def events(stack, tid: str, kind: str) -> list[dict]:

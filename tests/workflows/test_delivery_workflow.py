@@ -13,7 +13,7 @@ from domain.policy import CST
 from projections.runner import ReadModels, Runner
 from projections.scorecard import engineer_scorecard
 from tests.conftest import REPORT, dispatch, report, sleep_until
-from tests.notify_fixtures import events, eventually, smtp  # noqa: F401 (smtp is a fixture)
+from tests.notify_fixtures import events, eventually, skip_until, smtp  # noqa: F401 (smtp is a fixture)
 from workflows.delivery import DeliveryWorkflow, delivery_workflow_id
 
 H = timedelta(hours=1)
@@ -54,8 +54,7 @@ async def test_smtp_down_at_the_breach_holds_nothing_up_and_the_mail_arrives_onc
                               "a failed attempt on record")
     assert failed[0]["reason"]
     smtp.start()
-    await env.sleep(10 * MINUTE)  # the retry's backoff passes
-    await eventually(lambda: events(stack, tid, "NotificationSent"), "sent once the server is back")
+    await skip_until(env, lambda: events(stack, tid, "NotificationSent"), "sent once the server is back")
     assert len(smtp.mailbox.to("wu.gang@example.com")) == 1
     record = stack.outbox.notice(notice)
     assert record["status"] == "sent"
@@ -76,16 +75,8 @@ async def test_a_channel_failing_for_good_gives_up_on_record_and_the_next_level_
     # the relay starts the delivery just after the breach (in real time): its first attempt fails
     await eventually(lambda: stack.outbox.attempts(notice), "the first attempt on record")
 
-    def gave_up() -> list[dict]:
-        return [e for e in events(stack, tid, "NotificationGivenUp") if e["data"]["to"] == "S001"]
-
-    # the relay starts the Delivery workflow in real time, after its send: its retry's timer may
-    # be armed after any one skip of the clock, so the clock moves a minute at a time
-    for _ in range(30):
-        if gave_up():
-            break
-        await env.sleep(MINUTE)
-    given_up = await eventually(gave_up, "delivery to S001 given up")
+    given_up = await skip_until(env, lambda: [e for e in events(stack, tid, "NotificationGivenUp")
+                                              if e["data"]["to"] == "S001"], "delivery to S001 given up")
     assert given_up[0]["data"]["channel"] == "email" and given_up[0]["data"]["reason"]
     assert stack.outbox.notice(given_up[0]["data"]["notice"])["status"] == "given_up"
     await sleep_until(env, state.reported_at + 6 * H + MINUTE)  # leadership half a window later
