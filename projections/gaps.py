@@ -11,12 +11,13 @@ in its INSERT, after the INSERT took the table's ROW EXCLUSIVE lock, which it ho
 it ends. So the transaction of a missing id below a committed one held that lock before
 the read that found the gap. After such a read the guard lists the transactions holding
 the lock (`pg_locks`); once every one of them has ended, each id missing below the
-highest one that read returned is settled: a new read has it, or nothing ever will. (This
-needs the ids taken in the order they are issued: the id sequence's cache of 1, as
-eventsourcing's `bigserial` makes it; a larger one lets a session hand out an id it took
-earlier, and the guard refuses to read.)
+highest one that read returned is settled: a new read has it, or nothing ever will.
 Until then the guard gives out only the events before the first unsettled gap, and the
 runner waits (`waiting`) as it waits for new events.
+
+This needs the ids taken in the order they are issued: the id sequence's cache of 1, as
+eventsourcing's `bigserial` makes it. A larger cache lets a session hand out an id it took
+earlier, so the guard refuses to read from such a sequence.
 
 SQLite needs none of this: its one writer commits the ids in order."""
 from __future__ import annotations
